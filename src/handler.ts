@@ -1,0 +1,43 @@
+import type { DeclaredError, ErrorOf, ErrorShape, MethodDescriptor, RequestOf, ResponseOf, ServiceDescriptor } from "./descriptor.js";
+
+/** Arguments of {@link HandlerContext.error}: the data is required exactly when the contract declares a schema for it. */
+export type ErrorDataArgs<Err extends ErrorShape, C extends Err["code"]> =
+  Extract<Err, { code: C }>["data"] extends undefined ? [data?: undefined] : [data: Extract<Err, { code: C }>["data"]];
+
+/**
+ * What a handler knows about the call it serves.
+ */
+export interface HandlerContext<Err extends ErrorShape = never> {
+  /** Service name. */
+  readonly service: string;
+  /** Method (wire) name. */
+  readonly method: string;
+  /** The request's correlation id. */
+  readonly correlationId: string;
+  /** The request's AMQP headers, as received. */
+  readonly headers: Readonly<Record<string, unknown>>;
+  /** Absolute deadline (ms since the epoch) the caller set, if any. */
+  readonly deadline: number | undefined;
+  /** Fires when the deadline passes or the server shuts down hard; pass it to I/O you start. */
+  readonly signal: AbortSignal;
+  /** True when the broker delivered this request before (a server died mid-call): guard non-idempotent work. */
+  readonly redelivered: boolean;
+  /**
+   * Builds a declared application error to `throw`; its data is validated
+   * against the contract before it is sent.
+   * @example throw ctx.error("division_by_zero", { dividend: 1 });
+   */
+  error<C extends Err["code"]>(code: C, ...data: ErrorDataArgs<Err, C>): DeclaredError<Extract<Err, { code: C }>>;
+}
+
+/** A handler for one method: may return the response or a promise of it. */
+export type MethodHandler<M> = (
+  request: RequestOf<M>,
+  ctx: HandlerContext<ErrorOf<M>>,
+) => ResponseOf<M> | Promise<ResponseOf<M>>;
+
+/** Handlers for every method of a service, keyed by method name. */
+export type ServiceHandlers<S extends ServiceDescriptor> = {
+  [K in keyof S["methods"]]: MethodHandler<S["methods"][K]>;
+};
+

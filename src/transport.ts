@@ -1,0 +1,33 @@
+import type { MethodDescriptor, ErrorShape } from "./descriptor.js";
+
+/** Per-call options; every field is optional and overrides the client's defaults for this call only. */
+export interface CallOptions {
+  /**
+   * Time budget for the call in milliseconds, from the moment it is made.
+   * @default the method's `timeoutMs` from the contract, else the client's `timeoutMs`
+   */
+  timeoutMs?: number;
+  /** Aborting it rejects the call with `canceled` and ignores any late reply. */
+  signal?: AbortSignal;
+  /** Extra AMQP headers sent with the request (e.g. a `traceparent`). Keys starting with `x-warren-` are reserved. */
+  headers?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/**
+ * What a generated client stub calls. Contract for implementations:
+ *
+ * 1. `call` resolves with a response that passed the method's response schema,
+ *    or rejects with an `RpcError` — never anything else, never both, never neither.
+ * 2. It settles no later than the call's deadline (plus timer slack).
+ * 3. A request that fails its schema is rejected with `invalid_request` before
+ *    anything is sent.
+ * 4. All per-call state is released when the call settles, whatever the outcome.
+ */
+export interface RpcTransport {
+  /** Performs one request/reply round trip for `method`. */
+  call<Req, Res, Err extends ErrorShape>(
+    method: MethodDescriptor<Req, Res, Err>,
+    request: Req,
+    options?: CallOptions,
+  ): Promise<Res>;
+}
