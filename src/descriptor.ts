@@ -27,6 +27,8 @@ export interface ErrorSpec {
  * the type level; they are what the generated types say the schemas mean.
  */
 export interface MethodSpec<Req = unknown, Res = unknown, Err extends ErrorShape = ErrorShape> {
+  /** Wire name as written in the contract (the request's `type` property), e.g. `add_point`. */
+  readonly name: string;
   /** From the contract's `description`. */
   readonly description?: string;
   /** Request schema; `$ref`s point into the service's `defs` as `#/$defs/<name>`. */
@@ -46,8 +48,6 @@ export interface MethodSpec<Req = unknown, Res = unknown, Err extends ErrorShape
 /** A method bound to its service: the spec plus its wire name and service. */
 export interface MethodDescriptor<Req = unknown, Res = unknown, Err extends ErrorShape = ErrorShape>
   extends MethodSpec<Req, Res, Err> {
-  /** Wire name (the request's `type` property). */
-  readonly name: string;
   /** Declared errors by code; `{}` when none. */
   readonly errors: Readonly<Record<string, ErrorSpec>>;
   /** The service this method belongs to. */
@@ -66,7 +66,7 @@ export interface ServiceSpec<M extends Record<string, MethodSpec<any, any, any>>
   readonly description?: string;
   /** Shared schemas that method schemas reference as `#/$defs/<name>`. */
   readonly defs?: Readonly<Record<string, JsonSchema>>;
-  /** Methods by wire name. */
+  /** Methods keyed by their TypeScript name (e.g. `addPoint`); each carries its wire `name`. */
   readonly methods: M;
 }
 
@@ -105,8 +105,8 @@ export function method<Req, Res, Err extends ErrorShape = never>(spec: MethodSpe
 }
 
 /**
- * Builds a frozen {@link ServiceDescriptor}: each method gets its wire name
- * (its key) and a back-reference to the service.
+ * Builds a frozen {@link ServiceDescriptor}: each method gets a
+ * back-reference to its service. Throws if two methods share a wire name.
  */
 export function defineService<M extends Record<string, MethodSpec<any, any, any>>>(
   spec: ServiceSpec<M>,
@@ -120,8 +120,11 @@ export function defineService<M extends Record<string, MethodSpec<any, any, any>
     defs: spec.defs ?? {},
     methods,
   } as ServiceDescriptor;
-  for (const [name, m] of Object.entries(spec.methods)) {
-    methods[name] = Object.freeze({ ...m, name, errors: m.errors ?? {}, service });
+  const wireNames = new Set<string>();
+  for (const [key, m] of Object.entries(spec.methods)) {
+    if (wireNames.has(m.name)) throw new Error(`${spec.name}: two methods share the wire name "${m.name}"`);
+    wireNames.add(m.name);
+    methods[key] = Object.freeze({ ...m, errors: m.errors ?? {}, service });
   }
   Object.freeze(methods);
   return Object.freeze(service) as unknown as ServiceDescriptor<BoundMethods<M>>;
