@@ -1,0 +1,100 @@
+/**
+ * types.ts of a service and of the shared types: json-schema-to-typescript
+ * turns each named schema into one exported type; references between named
+ * schemas stay references (`tsType`), so shared types are declared once and
+ * imported.
+ */
+import { compile, type JSONSchema } from "json-schema-to-typescript";
+import type { SourceFile } from "ts-morph";
+import type { NamedSchema, Schema, ServiceModel } from "./model.js";
+import { SCHEMA_LIST, SCHEMA_MAP, SCHEMA_ONE, pureRefName } from "./bundle.js";
+import { docText, stringLiteral } from "./text.js";
+
+/** Type rules (documented in docs/SERVICE-FORMAT.md): absent additionalProperties means none, min/maxItems do not make tuples. */
+const COMPILE_OPTIONS = {
+  bannerComment: "",
+  format: false,
+  additionalProperties: false,
+  ignoreMinAndMaxItems: true,
+  declareExternallyReferenced: true,
+  unknownAny: true,
+  strictIndexSignatures: false,
+} as const;
+
+/** Copy of a bundled schema for json-schema-to-typescript: refs become type names, titles go (names come from the contract), text is comment-safe. */
+function typeSchema(schema: Schema): JSONSchema {
+  if (schema === true) return {};
+  if (schema === false) return { tsType: "never" };
+  const out: Record<string, unknown> = {};
+  for (const [keyword, value] of Object.entries(schema)) {
+    if (keyword === "$ref" && typeof value === "string") out.tsType = value.replace(/^#\/\$defs\//, "");
+    else if (keyword === "title" || keyword === "$comment") continue;
+    else if (keyword === "description" && typeof value === "string") out.description = docText(value);
+    // Boolean subschemas stay as they are: json-schema-to-typescript reads `additionalProperties: false` itself.
+    else if (SCHEMA_ONE.has(keyword) && typeof value === "object" && value !== null) out[keyword] = typeSchema(value as Schema);
+    else if (SCHEMA_LIST.has(keyword) && Array.isArray(value)) out[keyword] = value.map((s: Schema) => typeSchema(s));
+    else if (SCHEMA_MAP.has(keyword) && typeof value === "object" && value !== null) {
+      out[keyword] = Object.fromEntries(Object.entries(value).map(([k, s]) => [k, typeSchema(s as Schema)]));
+    } else out[keyword] = value;
+  }
+  const { tsType, description } = out as { tsType?: string; description?: string };
+  if (tsType !== undefined) return description === undefined ? { tsType } : { tsType, description };
+  return out as JSONSchema;
+}
+
+/** TypeScript declarations of named schemas, in order. */
+export async function declareTypes(named: readonly NamedSchema[]): Promise<string> {
+  const parts = await Promise.all(
+    named.map(async ({ name, schema }) => {
+      const code = await compile(typeSchema(schema), name, COMPILE_OPTIONS);
+      if (!new RegExp(`^export (interface|type) ${name}\\b`, "m").test(code)) {
+        throw new Error(`json-schema-to-typescript named the type for ${name} differently`);
+      }
+      // Doc text has no line separators left (docText), so these can only be inside string literals.
+      return code.replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+    }),
+  );
+  return parts.join("\n");
+}
+
+/** Every named schema a service's types.ts declares: own defs, then per method request, response, error data. */
+export function serviceTypeSchemas(service: ServiceModel): NamedSchema[] {
+  const out: NamedSchema[] = [...service.ownDefs];
+  const at = (pointer: string) => ({ file: service.file, pointer });
+  for (const m of service.methods) {
+    if (pureRefName(m.request) !== m.types.request) out.push({ name: m.types.request, schema: withDoc(m.request, `Request of \`${m.wireName}\`: ${m.description}`), ...at("") });
+    if (pureRefName(m.response) !== m.types.response) out.push({ name: m.types.response, schema: withDoc(m.response, `Response of \`${m.wireName}\`.`), ...at("") });
+    for (const e of m.errors) {
+      if (e.data !== undefined && e.dataType !== undefined) out.push({ name: e.dataType, schema: withDoc(e.data, `Data of the \`${e.code}\` error of \`${m.wireName}\`: ${e.description}`), ...at("") });
+    }
+  }
+  return out;
+}
+
+/** A schema with a description, keeping the schema's own when it has one. */
+function withDoc(schema: Schema, fallback: string): Schema {
+  if (typeof schema !== "object") return schema;
+  return typeof schema.description === "string" ? schema : { description: fallback, ...schema };
+}
+
+/** Adds each method's declared-error union: `{ code: "x"; data: XData } | { code: "y"; data?: undefined }`, or `never`. */
+export function addErrorUnions(file: SourceFile, service: ServiceModel): void {
+  for (const m of service.methods) {
+    const members = m.errors.map((e) =>
+      e.dataType === undefined ? `{ code: ${stringLiteral(e.code)}; data?: undefined }` : `{ code: ${stringLiteral(e.code)}; data: ${e.dataType} }`,
+    );
+    const list = m.errors.map((e) => `- \`${e.code}\`: ${e.description}`).join("\n");
+    file.addTypeAlias({
+      leadingTrivia: "\n",
+      name: m.types.error,
+      isExported: true,
+      type: members.length === 0 ? "never" : members.join(" | "),
+      docs: [docText(m.errors.length === 0 ? `\`${m.wireName}\` declares no errors.` : `Declared errors of \`${m.wireName}\`:\n${list}`)],
+    });
+  }
+}
+
+/** Shared type names that `code` mentions, for the import list. */
+export function mentionedNames(code: string, names: readonly string[]): string[] {
+  return names.filter((n) => new RegExp(`\\b${n}\\b`).test(code));
+}

@@ -1,0 +1,134 @@
+/**
+ * Stage 1: find the contract files, parse them strictly and check them
+ * against the meta-schema. Produces parsed documents; meaning comes later.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
+import addFormatsModule from "ajv-formats";
+import metaSchema from "./service.schema.json" with { type: "json" };
+import { CodegenError, ErrorSink, pointerJoin } from "./errors.js";
+import { parseJson } from "./json.js";
+
+/** A parsed contract file. */
+export interface LoadedFile {
+  /** Path shown to the user: relative to the working directory, posix separators. */
+  readonly display: string;
+  /** Path relative to the schemas directory, posix separators; the key `$ref`s resolve to. */
+  readonly key: string;
+  /** The parsed JSON. */
+  readonly doc: Record<string, unknown>;
+}
+
+/** Every contract file under a schemas directory. */
+export interface Loaded {
+  /** `*.service.json` files, sorted by path. */
+  readonly services: LoadedFile[];
+  /** Every other `*.json` file (shared types, e.g. `common/geometry.json`), by key. */
+  readonly shared: ReadonlyMap<string, LoadedFile>;
+}
+
+const SERVICE_SUFFIX = ".service.json";
+const MAX_ERRORS_PER_FILE = 10;
+
+/** Converts a native path to posix separators, for messages and import specifiers. */
+export function toPosix(p: string): string {
+  return p.split(path.sep).join("/");
+}
+
+/** Loads and meta-checks every contract under `schemasDir`; throws `CodegenErrors` listing every bad file. */
+export async function loadSchemas(schemasDir: string, cwd: string): Promise<Loaded> {
+  const root = path.resolve(cwd, schemasDir);
+  const files = await listJsonFiles(root).catch((cause: NodeJS.ErrnoException) => {
+    throw new CodegenError(toPosix(path.relative(cwd, root)) || ".", "", `cannot read the schemas directory: ${cause.code ?? cause.message}`);
+  });
+  const sink = new ErrorSink();
+  const services: LoadedFile[] = [];
+  const shared = new Map<string, LoadedFile>();
+  const validators = getValidators();
+  for (const abs of files) {
+    const key = toPosix(path.relative(root, abs));
+    const display = toPosix(path.relative(cwd, abs));
+    const isService = key.endsWith(SERVICE_SUFFIX);
+    let doc: unknown;
+    try {
+      doc = parseJson(await readFile(abs, "utf8"), display);
+    } catch (error) {
+      if (!(error instanceof CodegenError)) throw error;
+      sink.errors.push(error);
+      continue;
+    }
+    if (isService && !/^[A-Za-z0-9._-]+$/.test(path.basename(key))) {
+      sink.add(display, "", "service file names may only contain letters, digits, '.', '_' and '-'");
+      continue;
+    }
+    const validate = isService ? validators.service : validators.shared;
+    if (!validate(doc)) {
+      for (const e of describeAjvErrors(validate.errors ?? []).slice(0, MAX_ERRORS_PER_FILE)) sink.add(display, e.pointer, e.message);
+      continue;
+    }
+    const file = { display, key, doc: doc as Record<string, unknown> };
+    if (isService) services.push(file);
+    else shared.set(key, file);
+  }
+  sink.throwIfAny();
+  return { services, shared };
+}
+
+async function listJsonFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const abs = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listJsonFiles(abs)));
+    else if (entry.isFile() && entry.name.endsWith(".json")) out.push(abs);
+  }
+  return out;
+}
+
+let validators: { service: ValidateFunction; shared: ValidateFunction } | undefined;
+
+function getValidators(): { service: ValidateFunction; shared: ValidateFunction } {
+  if (validators) return validators;
+  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: false });
+  (addFormatsModule as unknown as (a: Ajv2020) => void)(ajv);
+  const service = ajv.compile(metaSchema);
+  const shared = ajv.compile({ $ref: `${metaSchema.$id}#/$defs/sharedFile` });
+  validators = { service, shared };
+  return validators;
+}
+
+/** Turns Ajv's errors into pointer + reason, dropping umbrella errors when a specific one exists. */
+function describeAjvErrors(errors: readonly ErrorObject[]): Array<{ pointer: string; message: string }> {
+  const specific = errors.filter((e) => !["anyOf", "oneOf", "propertyNames", "if"].includes(e.keyword));
+  const chosen = specific.length > 0 ? specific : errors;
+  const seen = new Set<string>();
+  const out: Array<{ pointer: string; message: string }> = [];
+  for (const e of chosen) {
+    const d = describeAjvError(e);
+    const id = `${d.pointer}\0${d.message}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(d);
+  }
+  return out;
+}
+
+function describeAjvError(e: ErrorObject): { pointer: string; message: string } {
+  const params = e.params as Record<string, unknown>;
+  const hint = (e.parentSchema as { description?: unknown } | undefined)?.description;
+  const withHint = (m: string) => (typeof hint === "string" && ["pattern", "not", "maxLength"].includes(e.keyword) ? `${m}: ${hint}` : m);
+  if (e.propertyName !== undefined) {
+    return { pointer: pointerJoin(e.instancePath, e.propertyName), message: withHint(`name "${e.propertyName}" ${e.message ?? "is invalid"}`) };
+  }
+  switch (e.keyword) {
+    case "additionalProperties":
+      return { pointer: pointerJoin(e.instancePath, String(params.additionalProperty)), message: "unknown property (not allowed here)" };
+    case "required":
+      return { pointer: e.instancePath, message: `missing required property "${String(params.missingProperty)}"` };
+    case "enum":
+      return { pointer: e.instancePath, message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}` };
+    default:
+      return { pointer: e.instancePath, message: withHint(e.message ?? `fails ${e.keyword}`) };
+  }
+}
