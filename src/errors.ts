@@ -80,9 +80,9 @@ export class ValidationError extends RpcError<"invalid_request" | "invalid_respo
   }
 }
 
-/** True when `value` is an {@link RpcError} (also across duplicated module copies). */
+/** True when `value` is an {@link RpcError} (or a subclass such as {@link ValidationError}). */
 export function isRpcError(value: unknown): value is RpcError {
-  return value instanceof RpcError || (value instanceof Error && typeof (value as { code?: unknown }).code === "string" && value.name === "RpcError");
+  return value instanceof RpcError;
 }
 
 /** `Service.method` or whatever part is known, for messages. */

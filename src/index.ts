@@ -17,5 +17,20 @@ export type {
 } from "./descriptor.js";
 export type { CallOptions, RpcTransport } from "./transport.js";
 export type { HandlerContext, MethodHandler, ServiceHandlers, ErrorDataArgs } from "./handler.js";
-export { RpcServer } from "./server.js";
 export type { RegisterOptions, Registration } from "./server.js";
+export { connect, Connection } from "./connection.js";
+export { RpcClient } from "./client.js";
+export { DEFAULT_URL, redactUrl } from "./options.js";
+export type { ConnectionOptions, ClientOptions, ServerOptions, Logger } from "./options.js";
+export { isDeclaredError } from "./declared.js";
+export {
+  CONTENT_TYPE,
+  DIRECT_REPLY_TO,
+  DEADLINE_HEADER,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  RESULT_TYPE,
+  ERROR_TYPE,
+  DEFAULT_MAX_MESSAGE_BYTES,
+} from "./protocol.js";
+export { RpcServer } from "./server.js";

@@ -1,0 +1,253 @@
+/**
+ * The caller side: an {@link RpcTransport} over one AMQP channel. Requests go
+ * to the service's queue with `mandatory` set; replies come back on direct
+ * reply-to (or an exclusive callback queue) and are matched by correlation id.
+ */
+import type { Channel, ConsumeMessage, Message } from "amqplib";
+import { v4 as uuidv4 } from "uuid";
+import type { Connection } from "./connection.js";
+import type { ErrorShape, MethodDescriptor } from "./descriptor.js";
+import { RpcError, ValidationError, describeTarget } from "./errors.js";
+import { callTimeout, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "./options.js";
+import {
+  CONTENT_TYPE,
+  DEADLINE_HEADER,
+  DIRECT_REPLY_TO,
+  ERROR_TYPE,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  RESULT_TYPE,
+  decodeBody,
+  encodeBody,
+  isKnownReplyCode,
+  toErrorBody,
+} from "./protocol.js";
+import type { CallOptions, RpcTransport } from "./transport.js";
+import { checksFor } from "./validation.js";
+
+interface Pending {
+  readonly method: MethodDescriptor<any, any, any>;
+  readonly queue: string;
+  resolve(value: unknown): void;
+  reject(err: RpcError): void;
+}
+
+interface ReplyChannel {
+  readonly channel: Channel;
+  readonly replyTo: string;
+}
+
+/**
+ * Calls services on one connection. Pass it to generated client stubs:
+ * `new CalculatorClient(await conn.client())`. Safe for any number of
+ * concurrent calls; create one per process and reuse it.
+ */
+export class RpcClient implements RpcTransport {
+  readonly #connection: Connection;
+  readonly #options: ResolvedClientOptions;
+  readonly #pending = new Map<string, Pending>();
+  #reply: Promise<ReplyChannel> | undefined;
+  #closed = false;
+
+  /** @internal use `connection.client(options)`. */
+  constructor(connection: Connection, options: ClientOptions = {}) {
+    this.#connection = connection;
+    this.#options = resolveClientOptions(options, connection.logger);
+  }
+
+  /** Resolves once the reply consumer is active; rejects if it cannot be set up. */
+  async ready(): Promise<void> {
+    await this.#replyChannel();
+  }
+
+  /** Number of calls awaiting a reply. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Performs one call; see {@link RpcTransport.call} for what a caller can rely on. */
+  call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = {}): Promise<Res> {
+    const service = method.service.name;
+    const target = { service, method: method.name };
+    if (this.#closed) return Promise.reject(new RpcError("canceled", `${describeTarget(target)}: the client is closed`, target));
+    if (options.signal?.aborted) return Promise.reject(canceled(target, options.signal));
+    let timeoutMs: number;
+    try {
+      timeoutMs = callTimeout(options.timeoutMs, method.timeoutMs, this.#options.timeoutMs);
+    } catch (err) {
+      return Promise.reject(new RpcError("invalid_request", `${describeTarget(target)}: ${(err as Error).message}`, { ...target, cause: err }));
+    }
+    const issues = checksFor(method).request(request);
+    if (issues !== undefined) return Promise.reject(new ValidationError("invalid_request", "client", issues, target));
+
+    const queue = this.#options.queues[service] ?? method.service.queue;
+    const correlationId = uuidv4();
+    const deadline = Date.now() + timeoutMs;
+    const body = encodeBody(request);
+    const pending = this.#pending;
+
+    return new Promise<Res>((resolve, reject) => {
+      const signal = options.signal;
+      const settle = () => {
+        pending.delete(correlationId);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        settle();
+        reject(canceled(target, signal!));
+      };
+      const timer = setTimeout(() => {
+        settle();
+        reject(new RpcError("timeout", `${describeTarget(target)}: no reply within ${timeoutMs} ms (queue "${queue}")`, target));
+      }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      pending.set(correlationId, {
+        method,
+        queue,
+        resolve: (value) => {
+          settle();
+          resolve(value as Res);
+        },
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+      });
+
+      this.#replyChannel().then(
+        ({ channel, replyTo }) => {
+          const entry = pending.get(correlationId);
+          if (entry === undefined) return; // settled while the channel was being opened
+          try {
+            channel.publish("", queue, body, {
+              correlationId,
+              replyTo,
+              type: method.name,
+              contentType: CONTENT_TYPE,
+              expiration: String(Math.max(1, deadline - Date.now())),
+              timestamp: Math.floor(Date.now() / 1000),
+              headers: { ...options.headers, [DEADLINE_HEADER]: deadline, [PROTOCOL_HEADER]: PROTOCOL_VERSION },
+              mandatory: true,
+            });
+          } catch (err) {
+            entry.reject(new RpcError("connection_lost", `${describeTarget(target)}: could not publish: ${(err as Error).message}`, { ...target, cause: err }));
+          }
+        },
+        (err: unknown) => {
+          pending.get(correlationId)?.reject(asConnectionLost(err, target));
+        },
+      );
+    });
+  }
+
+  /** Rejects every pending call with `canceled`, then closes the client's channel. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#failAll((p) => new RpcError("canceled", `${describeTarget({ service: p.method.service.name, method: p.method.name })}: the client was closed`));
+    const reply = this.#reply;
+    this.#reply = undefined;
+    if (reply) await reply.then(({ channel }) => channel.close()).catch(() => {});
+  }
+
+  /** The channel replies arrive on, opened on first use and again after it closes. */
+  #replyChannel(): Promise<ReplyChannel> {
+    if (this.#reply === undefined) {
+      const opening = this.#openReplyChannel();
+      this.#reply = opening;
+      opening.catch(() => {
+        if (this.#reply === opening) this.#reply = undefined;
+      });
+    }
+    return this.#reply;
+  }
+
+  async #openReplyChannel(): Promise<ReplyChannel> {
+    const channel = await this.#connection.channel();
+    let replyTo = DIRECT_REPLY_TO;
+    if (this.#options.replyQueue === "exclusive") {
+      replyTo = (await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false })).queue;
+    }
+    // Direct reply-to requires the consumer (no-ack) and the publishes on the same channel.
+    await channel.consume(replyTo, (msg) => this.#onReply(msg), { noAck: true });
+    channel.on("return", (msg: Message) => this.#onReturn(msg));
+    channel.on("close", () => {
+      this.#reply = undefined;
+      this.#failAll((p) =>
+        new RpcError("connection_lost", `${describeTarget({ service: p.method.service.name, method: p.method.name })}: the connection to RabbitMQ was lost while waiting for a reply`),
+      );
+    });
+    return { channel, replyTo };
+  }
+
+  #onReply(msg: ConsumeMessage | null): void {
+    if (msg === null) return; // consumer cancelled by the broker; the channel close follows
+    const id = msg.properties.correlationId as unknown;
+    const pending = typeof id === "string" ? this.#pending.get(id) : undefined;
+    if (pending === undefined) return; // a late reply to a call that already settled: ignored by design
+    const method = pending.method;
+    const target = { service: method.service.name, method: method.name };
+    const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.#options.maxMessageBytes);
+    if (!decoded.ok) {
+      pending.reject(new RpcError("invalid_response", `${describeTarget(target)}: unreadable reply: ${decoded.reason}`, target));
+      return;
+    }
+    const checks = checksFor(method);
+    if (msg.properties.type === RESULT_TYPE) {
+      const issues = checks.response(decoded.value);
+      if (issues === undefined) pending.resolve(decoded.value);
+      else pending.reject(new ValidationError("invalid_response", "client", issues, target));
+      return;
+    }
+    const body = msg.properties.type === ERROR_TYPE ? toErrorBody(decoded.value) : undefined;
+    if (body === undefined || !isKnownReplyCode(body.code, method.errors)) {
+      const what = body === undefined ? `reply type ${JSON.stringify(msg.properties.type)}` : `undeclared error code "${body.code}"`;
+      pending.reject(new RpcError("invalid_response", `${describeTarget(target)}: malformed reply (${what})`, { ...target, data: body }));
+      return;
+    }
+    pending.reject(this.#errorFromReply(body, method, target));
+  }
+
+  #errorFromReply(body: { code: string; message: string; data?: unknown }, method: MethodDescriptor<any, any, any>, target: { service: string; method: string }): RpcError {
+    const dataCheck = checksFor(method).errors.get(body.code);
+    if (dataCheck !== undefined) {
+      const issues = dataCheck(body.data);
+      if (issues !== undefined) return new ValidationError("invalid_response", "client", issues, { ...target, what: `data of error "${body.code}"` });
+      return new RpcError(body.code, body.message, { ...target, data: body.data });
+    }
+    if ((body.code === "invalid_request" || body.code === "invalid_response") && isIssueList(body.data)) {
+      return new ValidationError(body.code, "server", body.data.issues, target);
+    }
+    return new RpcError(body.code, `${describeTarget(target)}: ${body.message}`, { ...target, data: body.data });
+  }
+
+  #onReturn(msg: Message): void {
+    const id = msg.properties.correlationId as unknown;
+    const pending = typeof id === "string" ? this.#pending.get(id) : undefined;
+    if (pending === undefined) return;
+    const target = { service: pending.method.service.name, method: pending.method.name };
+    pending.reject(
+      new RpcError("no_server", `${describeTarget(target)}: no server: nothing consumes queue "${pending.queue}" (the broker returned the request unrouted)`, target),
+    );
+  }
+
+  #failAll(make: (p: Pending) => RpcError): void {
+    for (const p of [...this.#pending.values()]) p.reject(make(p));
+  }
+}
+
+function canceled(target: { service: string; method: string }, signal: AbortSignal): RpcError {
+  const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : "";
+  return new RpcError("canceled", `${describeTarget(target)}: canceled by the caller${reason}`, { ...target, cause: signal.reason });
+}
+
+function asConnectionLost(err: unknown, target: { service: string; method: string }): RpcError {
+  if (err instanceof RpcError) return new RpcError(err.code, `${describeTarget(target)}: ${err.message}`, { ...target, cause: err });
+  return new RpcError("connection_lost", `${describeTarget(target)}: cannot open a channel: ${(err as Error).message}`, { ...target, cause: err });
+}
+
+function isIssueList(data: unknown): data is { issues: { path: string; message: string }[] } {
+  const issues = (data as { issues?: unknown } | null | undefined)?.issues;
+  return Array.isArray(issues) && issues.every((i) => typeof i?.path === "string" && typeof i?.message === "string");
+}
