@@ -153,7 +153,7 @@ class ServiceRegistration implements Registration {
     try {
       // Reply first, then ack: if we die in between the request is redelivered, never lost.
       this.channel.publish("", replyTo, encodeBody(reply.body), {
-        correlationId,
+        ...(correlationId === undefined ? {} : { correlationId }),
         type: reply.type,
         contentType: CONTENT_TYPE,
       });

@@ -1,0 +1,339 @@
+import type { ConsumeMessage } from "amqplib";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { Calculator, CalculatorClient, serveCalculator, type CalculatorHandlers } from "../../generated/calculator/index.js";
+import { FibonacciClient, serveFibonacci } from "../../generated/fibonacci/index.js";
+import {
+  DIRECT_REPLY_TO,
+  RpcError,
+  ValidationError,
+  isDeclaredError,
+  type ClientOptions,
+  type Connection,
+  type HandlerContext,
+  type ServerOptions,
+} from "../../src/index.js";
+import { deleteAfter, killConnection, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
+
+const handlers: CalculatorHandlers = {
+  add: ({ a, b }, ctx) => {
+    const sum = a + b;
+    if (!Number.isFinite(sum)) throw ctx.error("overflow");
+    return { sum };
+  },
+  divide: ({ dividend, divisor }, ctx) => {
+    if (divisor === 0) throw ctx.error("division_by_zero", { dividend });
+    return { quotient: dividend / divisor };
+  },
+  summarize: ({ values, statistic, label }) => ({ statistic, value: Math.max(...values), count: values.length, label: label ?? null }),
+  centroid: ({ points }) => ({
+    x: points.reduce((s, p) => s + p.x, 0) / points.length,
+    y: points.reduce((s, p) => s + p.y, 0) / points.length,
+  }),
+};
+
+interface Setup {
+  conn: Connection;
+  queue: string;
+  calc: CalculatorClient;
+  client: Awaited<ReturnType<Connection["client"]>>;
+  logs: string[];
+}
+
+async function setup(
+  overrides: Partial<CalculatorHandlers> = {},
+  serverOptions: ServerOptions = {},
+  clientOptions: ClientOptions = {},
+): Promise<Setup> {
+  const logger = recordingLogger();
+  const conn = await openConnection(uniqueName("conn"), logger);
+  const queue = deleteAfter(uniqueName("calc"));
+  const server = conn.server(serverOptions);
+  await serveCalculator(server, { ...handlers, ...overrides }, { queue });
+  onTeardown(() => server.close());
+  const client = await conn.client({ ...clientOptions, queues: { Calculator: queue } });
+  onTeardown(() => client.close());
+  return { conn, queue, calc: new CalculatorClient(client), client, logs: logger.lines };
+}
+
+/** Publishes a raw request and resolves with the reply (type and decoded body). */
+async function rawCall(
+  conn: Connection,
+  queue: string,
+  content: Buffer,
+  props: Record<string, unknown>,
+): Promise<{ type: string | undefined; body: any; correlationId: string | undefined }> {
+  const ch = await conn.channel();
+  onTeardown(() => ch.close());
+  const reply = new Promise<ConsumeMessage>((resolve) => {
+    void ch.consume(DIRECT_REPLY_TO, (msg) => msg && resolve(msg), { noAck: true });
+  });
+  await sleep(20);
+  ch.publish("", queue, content, { replyTo: DIRECT_REPLY_TO, correlationId: "raw-1", ...props });
+  const msg = await reply;
+  return { type: msg.properties.type, body: JSON.parse(msg.content.toString()), correlationId: msg.properties.correlationId };
+}
+
+async function rejection(p: Promise<unknown>): Promise<RpcError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(RpcError);
+    return err as RpcError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("round trip through generated stubs", () => {
+  it("returns the validated result", async () => {
+    const { calc } = await setup();
+    await expect(calc.add({ a: 1, b: 2 })).resolves.toEqual({ sum: 3 });
+    await expect(calc.centroid({ points: [{ x: 0, y: 0 }, { x: 2, y: 4 }] })).resolves.toEqual({ x: 1, y: 2 });
+    const many = await Promise.all(Array.from({ length: 100 }, (_, i) => calc.add({ a: i, b: i })));
+    expect(many.map((r) => r.sum)).toEqual(Array.from({ length: 100 }, (_, i) => 2 * i));
+  });
+
+  it("works with an exclusive callback queue instead of direct reply-to", async () => {
+    const { calc } = await setup({}, {}, { replyQueue: "exclusive" });
+    await expect(calc.divide({ dividend: 9, divisor: 3 })).resolves.toEqual({ quotient: 3 });
+  });
+
+  it("delivers a declared error the caller can switch on, with typed data", async () => {
+    const { calc } = await setup();
+    const err = await rejection(calc.divide({ dividend: 7, divisor: 0 }));
+    expect(isDeclaredError(Calculator.methods.divide, err)).toBe(true);
+    if (!isDeclaredError(Calculator.methods.divide, err)) return;
+    expectTypeOf(err.code).toEqualTypeOf<"division_by_zero">();
+    switch (err.code) {
+      case "division_by_zero":
+        expectTypeOf(err.data).toEqualTypeOf<{ dividend: number }>();
+        expect(err.data).toEqual({ dividend: 7 });
+        break;
+    }
+    const overflow = await rejection(calc.add({ a: Number.MAX_VALUE, b: Number.MAX_VALUE }));
+    expect(overflow.code).toBe("overflow");
+  });
+
+  it("gives handlers their context", async () => {
+    let seen: HandlerContext<never> | undefined;
+    let aborted = false;
+    const { calc } = await setup({
+      summarize: async ({ statistic, values }, ctx) => {
+        seen = ctx as HandlerContext<never>;
+        ctx.signal.addEventListener("abort", () => (aborted = true));
+        return { statistic, value: values[0]!, count: values.length, label: null };
+      },
+    });
+    const before = Date.now();
+    await calc.summarize({ values: [5], statistic: "min" }, { timeoutMs: 2000, headers: { traceparent: "00-abc-def-01" } });
+    expect(seen?.method).toBe("summarize");
+    expect(seen?.service).toBe("Calculator");
+    expect(seen?.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen?.headers.traceparent).toBe("00-abc-def-01");
+    expect(seen?.redelivered).toBe(false);
+    expect(seen?.deadline).toBeGreaterThanOrEqual(before + 2000);
+    expect(aborted).toBe(false);
+  });
+});
+
+describe("validation at both ends", () => {
+  it("refuses an invalid request before publishing anything", async () => {
+    const { calc, conn, queue } = await setup();
+    const ch = await conn.channel();
+    onTeardown(() => ch.close());
+    const bare = deleteAfter(uniqueName("bare"));
+    await ch.assertQueue(bare);
+    const client = await conn.client({ queues: { Calculator: bare } });
+    onTeardown(() => client.close());
+    const err = await rejection(new CalculatorClient(client).add({ a: 1, b: "2" } as never));
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.code).toBe("invalid_request");
+    expect((err as ValidationError).side).toBe("client");
+    expect((err as ValidationError).issues).toEqual([{ path: "/b", message: "must be number" }]);
+    expect((await ch.checkQueue(bare)).messageCount).toBe(0);
+    const extra = await rejection(calc.add({ a: 1, b: 2, c: 3 } as never));
+    expect((extra as ValidationError).issues).toEqual([{ path: "/c", message: "is not allowed" }]);
+    void queue;
+  });
+
+  it("the server refuses an invalid request with the failing paths", async () => {
+    const { conn, queue } = await setup();
+    const reply = await rawCall(conn, queue, Buffer.from(JSON.stringify({ a: "x" })), { type: "add", contentType: "application/json" });
+    expect(reply.type).toBe("error");
+    expect(reply.correlationId).toBe("raw-1");
+    expect(reply.body.code).toBe("invalid_request");
+    expect(reply.body.data.issues).toEqual(
+      expect.arrayContaining([
+        { path: "/a", message: "must be number" },
+        { path: "/b", message: "is required" },
+      ]),
+    );
+  });
+
+  it("a handler returning the wrong shape yields invalid_response, logged on the server", async () => {
+    const { calc, logs } = await setup({ add: () => ({ total: 3 }) as never });
+    const err = await rejection(calc.add({ a: 1, b: 2 }));
+    expect(err.code).toBe("invalid_response");
+    expect((err as ValidationError).side).toBe("server");
+    expect(logs.join("\n")).toContain("Calculator.add: handler returned an invalid response");
+  });
+
+  it("a declared error with data of the wrong shape becomes invalid_response", async () => {
+    const { calc } = await setup({ divide: (_r, ctx) => { throw ctx.error("division_by_zero", { dividend: "no" } as never); } });
+    const err = await rejection(calc.divide({ dividend: 1, divisor: 0 }));
+    expect(err.code).toBe("invalid_response");
+  });
+});
+
+describe("server error handling", () => {
+  it("maps an unexpected exception to internal without leaking its text", async () => {
+    const { calc, logs } = await setup({ add: () => { throw new Error("secret database password"); } });
+    const err = await rejection(calc.add({ a: 1, b: 2 }));
+    expect(err.code).toBe("internal");
+    expect(err.message).not.toContain("secret");
+    expect(JSON.stringify(err.data ?? null)).not.toContain("secret");
+    expect(logs.join("\n")).toContain("secret database password");
+  });
+
+  it("exposes the internal message only when enabled", async () => {
+    const { calc } = await setup({ add: () => { throw new Error("visible detail"); } }, { exposeInternalErrors: true });
+    const err = await rejection(calc.add({ a: 1, b: 2 }));
+    expect(err.code).toBe("internal");
+    expect(JSON.stringify(err.data)).toContain("visible detail");
+  });
+
+  it("answers bad_message and unknown_method to malformed raw requests", async () => {
+    const { conn, queue } = await setup();
+    const notJson = await rawCall(conn, queue, Buffer.from("{nope"), { type: "add", contentType: "application/json" });
+    expect(notJson.body.code).toBe("bad_message");
+    const wrongType = await rawCall(conn, queue, Buffer.from("{}"), { type: "add", contentType: "text/plain" });
+    expect(wrongType.body.code).toBe("bad_message");
+    const unknown = await rawCall(conn, queue, Buffer.from("{}"), { type: "multiply", contentType: "application/json" });
+    expect(unknown.body.code).toBe("unknown_method");
+    const { calc } = await setup();
+    await expect(calc.add({ a: 2, b: 2 })).resolves.toEqual({ sum: 4 });
+  });
+
+  it("acks and drops requests without reply_to or past their deadline, without running the handler", async () => {
+    let runs = 0;
+    const { conn, queue, calc, logs } = await setup({ add: ({ a, b }) => { runs++; return { sum: a + b }; } });
+    const ch = await conn.channel();
+    onTeardown(() => ch.close());
+    const body = Buffer.from(JSON.stringify({ a: 1, b: 2 }));
+    ch.publish("", queue, body, { type: "add", contentType: "application/json", correlationId: "x" });
+    ch.publish("", queue, body, {
+      type: "add", contentType: "application/json", correlationId: "y", replyTo: "nowhere",
+      headers: { "x-warren-deadline": Date.now() - 1000 },
+    });
+    await expect(calc.add({ a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
+    await sleep(100);
+    expect(runs).toBe(1);
+    expect((await ch.checkQueue(queue)).messageCount).toBe(0);
+    expect(logs.join("\n")).toContain("without reply_to");
+  });
+});
+
+describe("every caller outcome", () => {
+  it("times out after the per-call budget and ignores the late reply", async () => {
+    const { calc, client } = await setup({ add: async ({ a, b }) => { await sleep(400); return { sum: a + b }; } });
+    const err = await rejection(calc.add({ a: 1, b: 2 }, { timeoutMs: 100 }));
+    expect(err.code).toBe("timeout");
+    expect(err.message).toContain("no reply within 100 ms");
+    expect(client.pendingCount).toBe(0);
+    await sleep(500); // the late reply arrives and is dropped
+    await expect(calc.add({ a: 2, b: 2 }, { timeoutMs: 2000 })).resolves.toEqual({ sum: 4 });
+    expect(client.pendingCount).toBe(0);
+  });
+
+  it("falls back to the client's default timeout when neither call nor contract sets one", async () => {
+    const { calc } = await setup({ divide: async () => { await sleep(1000); return { quotient: 1 }; } }, {}, { timeoutMs: 150 });
+    expect((await rejection(calc.divide({ dividend: 1, divisor: 1 }))).code).toBe("timeout");
+  });
+
+  it("cancels through an AbortSignal", async () => {
+    const { calc, client } = await setup({ add: async ({ a, b }) => { await sleep(300); return { sum: a + b }; } });
+    const controller = new AbortController();
+    const call = calc.add({ a: 1, b: 2 }, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 50);
+    expect((await rejection(call)).code).toBe("canceled");
+    expect(client.pendingCount).toBe(0);
+    expect((await rejection(calc.add({ a: 1, b: 2 }, { signal: AbortSignal.abort() }))).code).toBe("canceled");
+  });
+
+  it("fails fast with no_server when no queue exists, long before the timeout", async () => {
+    const conn = await openConnection();
+    const client = await conn.client({ queues: { Calculator: uniqueName("missing") } });
+    onTeardown(() => client.close());
+    const started = Date.now();
+    const err = await rejection(new CalculatorClient(client).add({ a: 1, b: 2 }, { timeoutMs: 20_000 }));
+    expect(err.code).toBe("no_server");
+    expect(Date.now() - started).toBeLessThan(20_000); // it was not the timeout
+    expect(client.pendingCount).toBe(0);
+  });
+
+  it("fails calls in flight with connection_lost when the broker closes the connection", async () => {
+    const server = await setup({ add: async ({ a, b }) => { await sleep(2000); return { sum: a + b }; } });
+    const name = uniqueName("client-conn");
+    const conn = await openConnection(name);
+    const client = await conn.client({ queues: { Calculator: server.queue } });
+    const settled = Promise.allSettled([1, 2, 3].map((a) => new CalculatorClient(client).add({ a, b: 0 }, { timeoutMs: 10_000 })));
+    await sleep(100);
+    expect(await killConnection(name)).toBe(1);
+    const outcomes = await settled;
+    expect(outcomes.map((o) => o.status === "rejected" && (o.reason as RpcError).code)).toEqual(["connection_lost", "connection_lost", "connection_lost"]);
+    expect(client.pendingCount).toBe(0);
+  });
+
+  it("client.close() rejects pending calls with canceled", async () => {
+    const { calc, client } = await setup({ add: async ({ a, b }) => { await sleep(500); return { sum: a + b }; } });
+    const call = rejection(calc.add({ a: 1, b: 2 }));
+    await sleep(50);
+    await client.close();
+    const err = await call;
+    expect(err.code).toBe("canceled");
+    expect(err.message).toContain("client was closed");
+    expect((await rejection(calc.add({ a: 1, b: 2 }))).code).toBe("canceled");
+  });
+});
+
+describe("serving", () => {
+  it("server.close() lets in-flight handlers finish and reply", async () => {
+    const conn = await openConnection();
+    const queue = deleteAfter(uniqueName("graceful"));
+    const server = conn.server();
+    let finished = 0;
+    await serveCalculator(server, { ...handlers, add: async ({ a, b }) => { await sleep(300); finished++; return { sum: a + b }; } }, { queue });
+    const client = await conn.client({ queues: { Calculator: queue } });
+    onTeardown(() => client.close());
+    const calc = new CalculatorClient(client);
+    const calls = Promise.all([calc.add({ a: 1, b: 1 }), calc.add({ a: 2, b: 2 })]);
+    await sleep(100);
+    await server.close();
+    expect(finished).toBe(2);
+    await expect(calls).resolves.toEqual([{ sum: 2 }, { sum: 4 }]);
+  });
+
+  it("honours the prefetch: never more concurrent handlers than allowed", async () => {
+    let active = 0;
+    let peak = 0;
+    const { calc } = await setup(
+      { add: async ({ a, b }) => { active++; peak = Math.max(peak, active); await sleep(20); active--; return { sum: a + b }; } },
+      { prefetch: 3 },
+    );
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => calc.add({ a: i, b: 1 })));
+    expect(results.map((r) => r.sum)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(peak).toBe(3);
+  });
+
+  it("serves the Fibonacci example with bounds-checked input", async () => {
+    const conn = await openConnection();
+    const queue = deleteAfter(uniqueName("fib"));
+    const server = conn.server();
+    onTeardown(() => server.close());
+    await serveFibonacci(server, { fib: ({ n }) => { let [x, y] = [0, 1]; for (let i = 0; i < n; i++) [x, y] = [y, x + y]; return { value: x }; } }, { queue });
+    const client = await conn.client({ queues: { Fibonacci: queue } });
+    onTeardown(() => client.close());
+    const fib = new FibonacciClient(client);
+    await expect(fib.fib({ n: 30 })).resolves.toEqual({ value: 832040 });
+    expect((await rejection(fib.fib({ n: 1000 }))).code).toBe("invalid_request");
+  });
+});
