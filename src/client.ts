@@ -228,7 +228,7 @@ export class RpcClient implements RpcTransport {
     if (pending === undefined) return;
     const target = { service: pending.method.service.name, method: pending.method.name };
     pending.reject(
-      new RpcError("no_server", `${describeTarget(target)}: no server: nothing consumes queue "${pending.queue}" (the broker returned the request unrouted)`, target),
+      new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target),
     );
   }
 

@@ -39,7 +39,7 @@ export interface MethodSpec<Req = unknown, Res = unknown, Err extends ErrorShape
   readonly errors?: Readonly<Record<string, ErrorSpec>>;
   /** The method's default call timeout. */
   readonly timeoutMs?: number;
-  /** Safe to run twice: the client may retry it after `connection_lost` / `no_server`. @default false */
+  /** Safe to run twice: documented to callers as retryable after `timeout` / `connection_lost`. @default false */
   readonly idempotent?: boolean;
   /** Type-level only; never present at run time. */
   readonly "~types"?: { readonly request: Req; readonly response: Res; readonly error: Err };

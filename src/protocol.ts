@@ -5,7 +5,7 @@
  * @see docs/PROTOCOL.md
  */
 import { isUtf8 } from "node:buffer";
-import { isFrameworkCode } from "./codes.js";
+import { SERVER_CODES, type Code } from "./codes.js";
 import { RpcError } from "./errors.js";
 
 /** Body content type of every request and reply. */
@@ -71,9 +71,9 @@ export function toErrorBody(value: unknown): ErrorBody | undefined {
   return { code, message: typeof message === "string" ? message : code, ...(data === undefined ? {} : { data }) };
 }
 
-/** True when `code` may appear in an error reply for a method declaring `declared` codes. */
+/** True when `code` may appear in an error reply for a method declaring `declared` codes (caller-side codes such as `timeout` may not). */
 export function isKnownReplyCode(code: string, declared: Readonly<Record<string, unknown>>): boolean {
-  return Object.hasOwn(declared, code) || isFrameworkCode(code);
+  return Object.hasOwn(declared, code) || SERVER_CODES.includes(code as Code);
 }
 
 /** The wire body of an error raised on the server; internal details only when `expose` is set. */

@@ -1,0 +1,70 @@
+/**
+ * warren demo: serves the example contracts and calls them through the
+ * generated stubs. Run with `npm run demo` (needs RabbitMQ; AMQP_URL overrides
+ * the default amqp://guest:guest@127.0.0.1:5672).
+ */
+import { Calculator, CalculatorClient, serveCalculator } from "../generated/calculator/index.js";
+import { FibonacciClient, serveFibonacci } from "../generated/fibonacci/index.js";
+import { PointsClient, servePoints } from "../generated/points/index.js";
+import { connect, isDeclaredError, isRpcError, type Connection } from "../src/index.js";
+import { calculatorHandlers } from "./services/calculator.js";
+import { fibonacciHandlers } from "./services/fibonacci.js";
+import { createPointsHandlers } from "./services/points.js";
+
+async function main(conn: Connection): Promise<void> {
+  // The server side: one RpcServer, each service bound with its generated one-line binder.
+  const server = conn.server({ prefetch: 16 });
+  await serveFibonacci(server, fibonacciHandlers);
+  await servePoints(server, createPointsHandlers());
+  await serveCalculator(server, calculatorHandlers);
+
+  // The caller side: one client (transport), one generated stub per service.
+  const client = await conn.client();
+  const fibonacci = new FibonacciClient(client);
+  const points = new PointsClient(client);
+  const calculator = new CalculatorClient(client);
+
+  console.log(" [x] Requesting fib(30)");
+  console.log(` [.] Got ${(await fibonacci.fib({ n: 30 })).value}`);
+
+  for (const [x, y] of [[1, 2], [3, 4], [5, 0]] as const) {
+    const { count, centroid } = await points.addPoint({ x, y });
+    console.log(` [.] add_point(${x}, ${y}) -> ${count} points, centroid (${centroid.x.toFixed(2)}, ${centroid.y.toFixed(2)})`);
+  }
+
+  console.log(` [.] add(1, 2) -> ${(await calculator.add({ a: 1, b: 2 })).sum}`);
+  const median = await calculator.summarize({ values: [3, 1, 4, 1, 5, 9, 2, 6], statistic: "median", label: "pi digits" });
+  console.log(` [.] summarize(median) -> ${median.value} over ${median.count} values (${median.label})`);
+
+  // A declared error: typed code and data.
+  try {
+    await calculator.divide({ dividend: 1, divisor: 0 });
+  } catch (err) {
+    if (isDeclaredError(Calculator.methods.divide, err) && err.code === "division_by_zero") {
+      console.log(` [.] divide(1, 0) -> declared error ${err.code} (dividend ${err.data.dividend})`);
+    } else throw err;
+  }
+
+  // Bad input never leaves the process: the client validates before publishing.
+  try {
+    await fibonacci.fib({ n: 1000 });
+  } catch (err) {
+    if (isRpcError(err)) console.log(` [.] fib(1000) -> ${err.code}: ${err.message}`);
+    else throw err;
+  }
+
+  await client.close();
+  await server.close();
+}
+
+try {
+  const conn = await connect();
+  try {
+    await main(conn);
+  } finally {
+    await conn.close();
+  }
+} catch (err) {
+  console.error(`demo failed: ${isRpcError(err) ? err.message : String(err)}`);
+  process.exitCode = 1;
+}

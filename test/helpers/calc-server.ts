@@ -1,0 +1,32 @@
+/**
+ * A Calculator server in its own process, for scale-out and fault tests.
+ * Usage: node --import tsx test/helpers/calc-server.ts <queue> [prefetch] [delayMs]
+ * Prints `ready` once consuming; on SIGTERM stops gracefully and prints `served <n>`.
+ */
+import { serveCalculator } from "../../generated/calculator/index.js";
+import { connect } from "../../src/index.js";
+
+const [queue, prefetch = "8", delayMs = "0"] = process.argv.slice(2);
+if (!queue) throw new Error("usage: calc-server.ts <queue> [prefetch] [delayMs]");
+const delay = Number(delayMs);
+let served = 0;
+const conn = await connect();
+const server = conn.server({ prefetch: Number(prefetch) });
+await serveCalculator(server, {
+  add: async ({ a, b }) => {
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    served++;
+    return { sum: a + b };
+  },
+  divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
+  summarize: ({ statistic, values, label }) => ({ statistic, value: values[0] ?? 0, count: values.length, label: label ?? null }),
+  centroid: ({ points }) => points[0] ?? { x: 0, y: 0 },
+}, { queue });
+process.stdout.write("ready\n");
+process.on("SIGTERM", () => {
+  void server.close().then(async () => {
+    process.stdout.write(`served ${served}\n`);
+    await conn.close();
+    process.exit(0);
+  });
+});
