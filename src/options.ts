@@ -101,6 +101,6 @@ export function redactUrl(url: string): string {
     if (u.password) u.password = "***";
     return u.toString().replace(/\/$/, "");
   } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+    return url.replace(/([^:@/\s]*):[^@/\s]+@/g, "$1:***@");
   }
 }
