@@ -25,6 +25,9 @@ import {
 import type { CallOptions, RpcTransport } from "./transport.js";
 import { checksFor } from "./validation.js";
 
+/** Outcomes after which an idempotent call is tried again. */
+const RETRY_ON: ReadonlySet<string> = new Set(["connection_lost"]);
+
 interface Pending {
   readonly method: MethodDescriptor<any, any, any>;
   readonly queue: string;
@@ -47,6 +50,7 @@ export class RpcClient implements RpcTransport {
   readonly #options: ResolvedClientOptions;
   readonly #pending = new Map<string, Pending>();
   #reply: Promise<ReplyChannel> | undefined;
+  #drained: Promise<void> | undefined;
   #closed = false;
 
   /** @internal use `connection.client(options)`. */
@@ -65,28 +69,44 @@ export class RpcClient implements RpcTransport {
     return this.#pending.size;
   }
 
-  /** Performs one call; see {@link RpcTransport.call} for what a caller can rely on. */
-  call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = {}): Promise<Res> {
-    const service = method.service.name;
-    const target = { service, method: method.name };
-    if (this.#closed) return Promise.reject(new RpcError("canceled", `${describeTarget(target)}: the client is closed`, target));
-    if (options.signal?.aborted) return Promise.reject(canceled(target, options.signal));
+  /**
+   * Performs one call; see {@link RpcTransport.call} for what a caller can rely on.
+   * Methods the contract declares `idempotent` are retried after `connection_lost`
+   * while their deadline allows (not after `no_server`: that answer must stay fast).
+   */
+  async call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = {}): Promise<Res> {
+    const target = { service: method.service.name, method: method.name };
+    if (this.#closed) throw new RpcError("canceled", `${describeTarget(target)}: the client is closed`, target);
+    if (options.signal?.aborted) throw canceled(target, options.signal);
     let timeoutMs: number;
     try {
       timeoutMs = callTimeout(options.timeoutMs, method.timeoutMs, this.#options.timeoutMs);
     } catch (err) {
-      return Promise.reject(new RpcError("invalid_request", `${describeTarget(target)}: ${(err as Error).message}`, { ...target, cause: err }));
+      throw new RpcError("invalid_request", `${describeTarget(target)}: ${(err as Error).message}`, { ...target, cause: err });
     }
     const issues = checksFor(method).request(request);
-    if (issues !== undefined) return Promise.reject(new ValidationError("invalid_request", "client", issues, target));
-
-    const queue = this.#options.queues[service] ?? method.service.queue;
-    const correlationId = uuidv4();
+    if (issues !== undefined) throw new ValidationError("invalid_request", "client", issues, target);
     const deadline = Date.now() + timeoutMs;
     const body = encodeBody(request);
-    const pending = this.#pending;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.#attempt(method, body, deadline, timeoutMs, options)) as Res;
+      } catch (err) {
+        const retryable = method.idempotent === true && (err as RpcError).code !== undefined && RETRY_ON.has((err as RpcError).code);
+        const delay = Math.min(1000, 25 * 2 ** attempt);
+        if (!retryable || this.#closed || Date.now() + delay >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
 
-    return new Promise<Res>((resolve, reject) => {
+  /** One publish and the wait for its reply, bounded by the call's absolute deadline. */
+  #attempt(method: MethodDescriptor<any, any, any>, body: Buffer, deadline: number, timeoutMs: number, options: CallOptions): Promise<unknown> {
+    const target = { service: method.service.name, method: method.name };
+    const queue = this.#options.queues[target.service] ?? method.service.queue;
+    const correlationId = uuidv4();
+    const pending = this.#pending;
+    return new Promise<unknown>((resolve, reject) => {
       const signal = options.signal;
       const settle = () => {
         pending.delete(correlationId);
@@ -100,45 +120,55 @@ export class RpcClient implements RpcTransport {
       const timer = setTimeout(() => {
         settle();
         reject(new RpcError("timeout", `${describeTarget(target)}: no reply within ${timeoutMs} ms (queue "${queue}")`, target));
-      }, timeoutMs);
+      }, Math.max(0, deadline - Date.now()));
       signal?.addEventListener("abort", onAbort, { once: true });
-      pending.set(correlationId, {
+      const entry: Pending = {
         method,
         queue,
         resolve: (value) => {
           settle();
-          resolve(value as Res);
+          resolve(value);
         },
         reject: (err) => {
           settle();
           reject(err);
         },
-      });
+      };
+      pending.set(correlationId, entry);
 
-      this.#replyChannel().then(
-        ({ channel, replyTo }) => {
-          const entry = pending.get(correlationId);
-          if (entry === undefined) return; // settled while the channel was being opened
-          try {
-            channel.publish("", queue, body, {
-              correlationId,
-              replyTo,
-              type: method.name,
-              contentType: CONTENT_TYPE,
-              expiration: String(Math.max(1, deadline - Date.now())),
-              timestamp: Math.floor(Date.now() / 1000),
-              headers: { ...options.headers, [DEADLINE_HEADER]: deadline, [PROTOCOL_HEADER]: PROTOCOL_VERSION },
-              mandatory: true,
-            });
-          } catch (err) {
-            entry.reject(new RpcError("connection_lost", `${describeTarget(target)}: could not publish: ${(err as Error).message}`, { ...target, cause: err }));
+      const publish = ({ channel, replyTo }: ReplyChannel) => {
+        if (!pending.has(correlationId)) return; // settled while waiting for the channel
+        try {
+          const flushed = channel.publish("", queue, body, {
+            correlationId,
+            replyTo,
+            type: method.name,
+            contentType: CONTENT_TYPE,
+            expiration: String(Math.max(1, deadline - Date.now())),
+            timestamp: Math.floor(Date.now() / 1000),
+            headers: { ...options.headers, [DEADLINE_HEADER]: deadline, [PROTOCOL_HEADER]: PROTOCOL_VERSION },
+            mandatory: true,
+          });
+          // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
+          if (!flushed && this.#drained === undefined) {
+            this.#drained = new Promise<void>((r) => channel.once("drain", r).once("close", r)).finally(() => (this.#drained = undefined));
           }
-        },
-        (err: unknown) => {
-          pending.get(correlationId)?.reject(asConnectionLost(err, target));
-        },
-      );
+        } catch (err) {
+          entry.reject(new RpcError("connection_lost", `${describeTarget(target)}: could not publish: ${(err as Error).message}`, { ...target, cause: err }));
+        }
+      };
+      this.#writable().then(publish, (err: unknown) => pending.get(correlationId)?.reject(asConnectionLost(err, target)));
     });
+  }
+
+  /** The reply channel once it accepts publishes: connected, not blocked by a broker alarm, socket drained. */
+  async #writable(): Promise<ReplyChannel> {
+    const reply = await this.#replyChannel();
+    while (this.#drained !== undefined || this.#connection.blocked) {
+      if (this.#drained !== undefined) await this.#drained;
+      if (this.#connection.blocked) await new Promise((r) => this.#connection.once("unblocked", r).once("disconnected", r));
+    }
+    return reply;
   }
 
   /** Rejects every pending call with `canceled`, then closes the client's channel. Idempotent. */

@@ -1,61 +1,95 @@
 /**
- * One AMQP connection shared by clients and servers. With `client.ts` and
+ * One AMQP connection shared by clients and servers, re-established after a
+ * loss with capped, jittered exponential backoff. With `client.ts` and
  * `server.ts`, the only files that touch amqplib.
  */
 import { EventEmitter } from "node:events";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import { RpcClient } from "./client.js";
 import { RpcError } from "./errors.js";
-import { DEFAULT_URL, redactUrl, type ClientOptions, type ConnectionOptions, type Logger, type ServerOptions } from "./options.js";
+import {
+  DEFAULT_URL,
+  redactUrl,
+  resolveReconnect,
+  type ClientOptions,
+  type ConnectionOptions,
+  type Logger,
+  type ResolvedReconnect,
+  type ServerOptions,
+} from "./options.js";
 import { RpcServer } from "./server.js";
 
 /** How to start a broker, appended to "cannot reach" errors. */
 const START_HINT = "start one with `rabbitmq-server -detached` (or set AMQP_URL)";
 
+interface Dial {
+  (): Promise<ChannelModel>;
+}
+
 /**
- * A live connection to RabbitMQ. Emits `close` (with the error, if the broker
- * or the network closed it), `blocked` (reason) and `unblocked`.
+ * A connection to RabbitMQ that survives broker restarts and network faults.
+ *
+ * Events:
+ * - `connected` — (re)connected; channels can be opened.
+ * - `disconnected` (error) — the connection was lost; calls in flight fail with `connection_lost`.
+ * - `reconnecting` ({ attempt, delayMs }) — the next attempt is scheduled.
+ * - `blocked` (reason) / `unblocked` — the broker's resource alarm (publishes are paused meanwhile).
+ * - `close` — closed for good by {@link Connection.close}.
  */
 export class Connection extends EventEmitter {
   /** The broker URL with its password redacted; safe to log. */
   readonly url: string;
   /** Where the runtime logs. */
   readonly logger: Logger;
-  #model: ChannelModel;
+  readonly #dial: Dial;
+  readonly #reconnect: ResolvedReconnect;
+  #model: ChannelModel | undefined;
+  #ready: Promise<ChannelModel>;
+  #settleReady: { resolve(m: ChannelModel): void; reject(e: Error): void } | undefined;
   #closed = false;
+  #blocked = false;
+  #retryTimer: NodeJS.Timeout | undefined;
 
   /** @internal use {@link connect}. */
-  constructor(model: ChannelModel, url: string, logger: Logger) {
+  constructor(model: ChannelModel, url: string, dial: Dial, options: ConnectionOptions) {
     super();
-    this.#model = model;
     this.url = url;
-    this.logger = logger;
-    model.on("error", () => {
-      /* the close event that follows carries the same error */
-    });
-    model.on("close", (err?: Error) => {
-      this.#closed = true;
-      this.emit("close", err);
-    });
-    model.on("blocked", (reason: string) => this.emit("blocked", reason));
-    model.on("unblocked", () => this.emit("unblocked"));
+    this.logger = options.logger ?? console;
+    this.#dial = dial;
+    this.#reconnect = resolveReconnect(options.reconnect);
+    this.#ready = Promise.resolve(model);
+    this.#adopt(model);
   }
 
-  /** True once the connection has closed, for whatever reason. */
+  /** True once {@link close} was called. */
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Opens a channel; fails with `connection_lost` if the connection is gone. */
+  /** True while connected to the broker. */
+  get connected(): boolean {
+    return this.#model !== undefined;
+  }
+
+  /** True while the broker's memory or disk alarm blocks publishing. */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /**
+   * Opens a channel, waiting for a reconnection in progress first.
+   * @throws RpcError `connection_lost` once the connection is closed for good.
+   */
   async channel(): Promise<Channel> {
     if (this.#closed) throw new RpcError("connection_lost", `connection to ${this.url} is closed`);
-    const channel = await this.#model.createChannel();
+    const model = await this.#ready;
+    const channel = await model.createChannel();
     // A channel error is always followed by its close event, which owners handle.
     channel.on("error", () => {});
     return channel;
   }
 
-  /** Creates a client (an {@link RpcTransport} for generated stubs) on this connection. */
+  /** Creates a client (an `RpcTransport` for generated stubs) on this connection. */
   async client(options: ClientOptions = {}): Promise<RpcClient> {
     const client = new RpcClient(this, options);
     await client.ready();
@@ -67,33 +101,90 @@ export class Connection extends EventEmitter {
     return new RpcServer(this, options);
   }
 
-  /** Closes the connection. Close clients and servers first for a graceful stop. Idempotent. */
+  /** Closes the connection for good and stops reconnecting. Close clients and servers first for a graceful stop. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#model.close().catch(() => {});
+    clearTimeout(this.#retryTimer);
+    this.#settleReady?.reject(new RpcError("connection_lost", `connection to ${this.url} is closed`));
+    const model = this.#model;
+    this.#model = undefined;
+    if (model) await model.close().catch(() => {});
+    this.emit("close");
+  }
+
+  #adopt(model: ChannelModel): void {
+    this.#model = model;
+    this.#blocked = false;
+    model.on("error", () => {
+      /* the close event that follows carries the same error */
+    });
+    model.on("close", (err?: Error) => {
+      if (this.#model !== model) return;
+      this.#model = undefined;
+      if (this.#closed) return;
+      this.logger.warn(`warren: lost the connection to ${this.url}${err ? ` (${redactUrl(err.message)})` : ""}; reconnecting`);
+      this.#ready = new Promise<ChannelModel>((resolve, reject) => (this.#settleReady = { resolve, reject }));
+      this.#ready.catch(() => {});
+      this.emit("disconnected", err);
+      this.#scheduleReconnect(1);
+    });
+    model.on("blocked", (reason: string) => {
+      this.#blocked = true;
+      this.emit("blocked", reason);
+    });
+    model.on("unblocked", () => {
+      this.#blocked = false;
+      this.emit("unblocked");
+    });
+  }
+
+  #scheduleReconnect(attempt: number): void {
+    if (this.#closed) return;
+    const { initialDelayMs, maxDelayMs } = this.#reconnect;
+    const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** (attempt - 1));
+    // "Equal jitter": half fixed, half random, so a fleet does not reconnect in lockstep.
+    const delayMs = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.emit("reconnecting", { attempt, delayMs });
+    this.#retryTimer = setTimeout(() => {
+      this.#dial().then(
+        (model) => {
+          if (this.#closed) {
+            void model.close().catch(() => {});
+            return;
+          }
+          this.#adopt(model);
+          this.#settleReady?.resolve(model);
+          this.#settleReady = undefined;
+          this.logger.warn(`warren: reconnected to ${this.url} after ${attempt} attempt(s)`);
+          this.emit("connected");
+        },
+        () => this.#scheduleReconnect(attempt + 1),
+      );
+    }, delayMs);
   }
 }
 
 /**
  * Connects to RabbitMQ with TCP_NODELAY on (without it Nagle plus delayed ACK
- * caps a sequential caller near 45 calls/s).
+ * caps a sequential caller near 45 calls/s). After a later loss the connection
+ * reconnects by itself; see {@link Connection} for its events.
  *
  * @param url `amqp://` or `amqps://` URL. @default process.env.AMQP_URL, else `amqp://guest:guest@127.0.0.1:5672`
- * @throws RpcError `connection_lost` with the redacted URL and how to start a broker when it cannot connect.
+ * @throws RpcError `connection_lost` with the redacted URL and how to start a broker when the first attempt fails.
  */
 export async function connect(url?: string, options: ConnectionOptions = {}): Promise<Connection> {
   const target = url ?? process.env.AMQP_URL ?? DEFAULT_URL;
-  const logger = options.logger ?? console;
   const socketOptions = {
     noDelay: true,
     timeout: options.connectTimeoutMs ?? 5000,
     clientProperties: { connection_name: options.name ?? "warren" },
     ...(options.tls ?? {}),
   };
+  const withHb = withHeartbeat(target, options.heartbeatSeconds ?? 10);
+  const dial = () => amqp.connect(withHb, socketOptions);
   try {
-    const model = await amqp.connect(withHeartbeat(target, options.heartbeatSeconds ?? 10), socketOptions);
-    return new Connection(model, redactUrl(target), logger);
+    return new Connection(await dial(), redactUrl(target), dial, options);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new RpcError("connection_lost", `cannot reach RabbitMQ at ${redactUrl(target)} (${redactUrl(String(reason))}): ${START_HINT}`, {

@@ -26,6 +26,27 @@ export interface ConnectionOptions {
   name?: string;
   /** @default console */
   logger?: Logger;
+  /** Backoff between reconnection attempts after a loss. */
+  reconnect?: ReconnectOptions;
+}
+
+/** Capped exponential backoff with jitter; attempts go on until the connection is closed. */
+export interface ReconnectOptions {
+  /** Delay ceiling of the first attempt. @default 100 */
+  initialDelayMs?: number;
+  /** Largest delay between attempts. @default 5000 */
+  maxDelayMs?: number;
+}
+
+/** {@link ReconnectOptions} with defaults applied. */
+export type ResolvedReconnect = Required<ReconnectOptions>;
+
+/** Applies the reconnect defaults. */
+export function resolveReconnect(options: ReconnectOptions = {}): ResolvedReconnect {
+  return {
+    initialDelayMs: positive("reconnect.initialDelayMs", options.initialDelayMs ?? 100),
+    maxDelayMs: positive("reconnect.maxDelayMs", options.maxDelayMs ?? 5000),
+  };
 }
 
 /** Options of an {@link RpcClient}. */

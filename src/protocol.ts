@@ -84,9 +84,13 @@ export function serverErrorBody(err: RpcError, expose: boolean): ErrorBody {
   return body;
 }
 
-/** Reads the deadline header; `undefined` when absent or not a finite number. */
-export function readDeadline(headers: Record<string, unknown> | undefined): number | undefined {
+/**
+ * Reads the deadline header: `undefined` when absent, a number when valid,
+ * `null` when present but not a finite number (the request is then malformed).
+ */
+export function readDeadline(headers: Record<string, unknown> | undefined): number | undefined | null {
   const raw = headers?.[DEADLINE_HEADER];
-  const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
-  return Number.isFinite(n) ? n : undefined;
+  if (raw === undefined) return undefined;
+  const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  return Number.isFinite(n) ? n : null;
 }

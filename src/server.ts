@@ -9,7 +9,7 @@ import type { MethodDescriptor, ServiceDescriptor } from "./descriptor.js";
 import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError } from "./errors.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from "./options.js";
-import { CONTENT_TYPE, ERROR_TYPE, RESULT_TYPE, decodeBody, encodeBody, readDeadline, serverErrorBody } from "./protocol.js";
+import { CONTENT_TYPE, DEADLINE_HEADER, ERROR_TYPE, RESULT_TYPE, decodeBody, encodeBody, readDeadline, serverErrorBody } from "./protocol.js";
 import { checksFor } from "./validation.js";
 
 /** Per-service options for {@link RpcServer.register}. */
@@ -49,7 +49,8 @@ export class RpcServer {
 
   /**
    * Starts serving `service` with `handlers`: declares its queue (durable) and
-   * resolves once the consumer is active.
+   * resolves once the consumer is active. After a lost connection or a
+   * consumer cancelled by the broker it re-declares and resumes by itself.
    * @throws Error naming the method when a handler is missing.
    */
   async register<S extends ServiceDescriptor>(service: S, handlers: ServiceHandlers<S>, options: RegisterOptions = {}): Promise<Registration> {
@@ -60,12 +61,13 @@ export class RpcServer {
       checksFor(method); // compile every schema now, not on the first request
       byWireName.set(method.name, { method, handler: (handler as AnyHandler).bind(handlers) });
     }
-    const queue = options.queue ?? service.queue;
-    const channel = await this.#connection.channel();
-    await channel.assertQueue(queue, { durable: true });
-    await channel.prefetch(this.#options.prefetch);
-    const registration = new ServiceRegistration(service.name, queue, channel, byWireName, this.#options, () =>
-      this.#registrations.delete(registration),
+    const registration: ServiceRegistration = new ServiceRegistration(
+      service.name,
+      options.queue ?? service.queue,
+      this.#connection,
+      byWireName,
+      this.#options,
+      () => this.#registrations.delete(registration),
     );
     await registration.start();
     this.#registrations.add(registration);
@@ -81,52 +83,85 @@ export class RpcServer {
 class ServiceRegistration implements Registration {
   #inFlight = 0;
   #idle: (() => void) | undefined;
+  #channel: Channel | undefined;
   #consumerTag: string | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(
     readonly service: string,
     readonly queue: string,
-    private readonly channel: Channel,
+    private readonly connection: Connection,
     private readonly methods: Map<string, { method: MethodDescriptor; handler: AnyHandler }>,
     private readonly options: ResolvedServerOptions,
     private readonly onClosed: () => void,
-  ) {
-    channel.on("close", () => {
-      if (this.#closing === undefined) this.options.logger.error(`warren: ${service}: channel on queue "${queue}" closed; no longer serving`);
-      this.onClosed();
-    });
-  }
+  ) {}
 
   get inFlight(): number {
     return this.#inFlight;
   }
 
+  /** Opens a channel, declares the queue, sets the prefetch and consumes. */
   async start(): Promise<void> {
-    const { consumerTag } = await this.channel.consume(this.queue, (msg) => {
-      if (msg === null) {
-        this.options.logger.error(`warren: ${this.service}: the broker cancelled the consumer of queue "${this.queue}" (queue deleted?)`);
-        return;
-      }
-      this.#inFlight++;
-      void this.#handle(msg).finally(() => {
-        if (--this.#inFlight === 0) this.#idle?.();
-      });
+    const channel = await this.connection.channel();
+    try {
+      await channel.assertQueue(this.queue, { durable: true });
+      await channel.prefetch(this.options.prefetch);
+      const { consumerTag } = await channel.consume(this.queue, (msg) => this.#onDelivery(channel, msg));
+      this.#channel = channel;
+      this.#consumerTag = consumerTag;
+    } catch (err) {
+      await channel.close().catch(() => {});
+      throw err;
+    }
+    channel.on("close", () => {
+      if (this.#channel !== channel || this.#closing !== undefined) return;
+      this.#channel = undefined;
+      this.options.logger.warn(`warren: ${this.service}: channel on queue "${this.queue}" closed; re-declaring and resuming`);
+      void this.#resume(1);
     });
-    this.#consumerTag = consumerTag;
+  }
+
+  /** Retries {@link start} with capped backoff until it works or the registration closes. */
+  async #resume(attempt: number): Promise<void> {
+    while (this.#closing === undefined && !this.connection.closed) {
+      try {
+        await this.start();
+        this.options.logger.warn(`warren: ${this.service}: consuming "${this.queue}" again`);
+        return;
+      } catch (err) {
+        if (this.connection.closed) break;
+        const delay = Math.min(5000, 100 * 2 ** Math.min(attempt++, 6));
+        this.options.logger.error(`warren: ${this.service}: cannot resume "${this.queue}" (${(err as Error).message}); retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  #onDelivery(channel: Channel, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled the consumer (e.g. the queue was deleted): closing the channel triggers re-declaration.
+      this.options.logger.error(`warren: ${this.service}: the broker cancelled the consumer of queue "${this.queue}" (queue deleted?)`);
+      void channel.close().catch(() => {});
+      return;
+    }
+    this.#inFlight++;
+    void this.#handle(channel, msg).finally(() => {
+      if (--this.#inFlight === 0) this.#idle?.();
+    });
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      if (this.#consumerTag !== undefined) await this.channel.cancel(this.#consumerTag).catch(() => {});
+      const channel = this.#channel;
+      if (channel && this.#consumerTag !== undefined) await channel.cancel(this.#consumerTag).catch(() => {});
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
-      await this.channel.close().catch(() => {});
+      if (channel) await channel.close().catch(() => {});
       this.onClosed();
     })();
     return this.#closing;
   }
 
-  async #handle(msg: ConsumeMessage): Promise<void> {
+  async #handle(channel: Channel, msg: ConsumeMessage): Promise<void> {
     const props = msg.properties;
     const replyTo = typeof props.replyTo === "string" && props.replyTo !== "" ? props.replyTo : undefined;
     const correlationId = typeof props.correlationId === "string" ? props.correlationId : undefined;
@@ -135,29 +170,35 @@ class ServiceRegistration implements Registration {
     if (replyTo === undefined) {
       // Nobody could receive the outcome, so running the handler would be a side effect nobody asked to observe.
       this.options.logger.warn(`warren: ${describeTarget(target)}: dropped a request without reply_to (correlation_id ${correlationId ?? "none"})`);
-      this.channel.ack(msg);
+      channel.ack(msg);
       return;
     }
     let reply: { type: string; body: unknown };
     try {
       const deadline = readDeadline(props.headers as Record<string, unknown> | undefined);
-      if (deadline !== undefined && deadline <= Date.now()) {
-        this.channel.ack(msg); // the caller has already given up; running it would be wasted work
+      if (typeof deadline === "number" && deadline <= Date.now()) {
+        channel.ack(msg); // the caller has already given up; running it would be wasted work
         return;
       }
-      reply = await this.#dispatch(msg, wireName, correlationId ?? "", deadline);
+      if (correlationId === undefined || correlationId === "") {
+        reply = this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: the request has no correlation_id`));
+      } else if (deadline === null) {
+        reply = this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
+      } else {
+        reply = await this.#dispatch(msg, wireName, correlationId, deadline);
+      }
     } catch (err) {
       this.options.logger.error(`warren: ${describeTarget(target)}: unexpected failure: ${(err as Error).message}`);
       reply = { type: ERROR_TYPE, body: new RpcError("internal", "internal server error").toJSON() };
     }
     try {
       // Reply first, then ack: if we die in between the request is redelivered, never lost.
-      this.channel.publish("", replyTo, encodeBody(reply.body), {
+      channel.publish("", replyTo, encodeBody(reply.body), {
         ...(correlationId === undefined ? {} : { correlationId }),
         type: reply.type,
         contentType: CONTENT_TYPE,
       });
-      this.channel.ack(msg);
+      channel.ack(msg);
     } catch (err) {
       this.options.logger.error(`warren: ${describeTarget(target)}: could not reply (${(err as Error).message}); the broker will redeliver the request`);
     }

@@ -77,7 +77,8 @@ describe("options", () => {
   it("reads the deadline header", () => {
     expect(readDeadline({ "x-warren-deadline": 123 })).toBe(123);
     expect(readDeadline({ "x-warren-deadline": "456" })).toBe(456);
-    expect(readDeadline({ "x-warren-deadline": "soon" })).toBeUndefined();
+    expect(readDeadline({ "x-warren-deadline": "soon" })).toBeNull();
+    expect(readDeadline({ "x-warren-deadline": { at: 1 } })).toBeNull();
     expect(readDeadline(undefined)).toBeUndefined();
   });
 });
