@@ -3,6 +3,7 @@
  * to the service's queue with `mandatory` set; replies come back on direct
  * reply-to (or an exclusive callback queue) and are matched by correlation id.
  */
+import type { EventEmitter } from "node:events";
 import type { Channel, ConsumeMessage, Message } from "amqplib";
 import { v4 as uuidv4 } from "uuid";
 import type { Connection } from "./connection.js";
@@ -51,6 +52,7 @@ export class RpcClient implements RpcTransport {
   readonly #pending = new Map<string, Pending>();
   #reply: Promise<ReplyChannel> | undefined;
   #drained: Promise<void> | undefined;
+  #unblocked: Promise<void> | undefined;
   #closed = false;
 
   /** @internal use `connection.client(options)`. */
@@ -151,7 +153,7 @@ export class RpcClient implements RpcTransport {
           });
           // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
           if (!flushed && this.#drained === undefined) {
-            this.#drained = new Promise<void>((r) => channel.once("drain", r).once("close", r)).finally(() => (this.#drained = undefined));
+            this.#drained = firstOf(channel, ["drain", "close"]).finally(() => (this.#drained = undefined));
           }
         } catch (err) {
           entry.reject(new RpcError("connection_lost", `${describeTarget(target)}: could not publish: ${(err as Error).message}`, { ...target, cause: err }));
@@ -166,7 +168,10 @@ export class RpcClient implements RpcTransport {
     const reply = await this.#replyChannel();
     while (this.#drained !== undefined || this.#connection.blocked) {
       if (this.#drained !== undefined) await this.#drained;
-      if (this.#connection.blocked) await new Promise((r) => this.#connection.once("unblocked", r).once("disconnected", r));
+      if (this.#connection.blocked) {
+        this.#unblocked ??= firstOf(this.#connection, ["unblocked", "disconnected"]).finally(() => (this.#unblocked = undefined));
+        await this.#unblocked;
+      }
     }
     return reply;
   }
@@ -265,6 +270,17 @@ export class RpcClient implements RpcTransport {
   #failAll(make: (p: Pending) => RpcError): void {
     for (const p of [...this.#pending.values()]) p.reject(make(p));
   }
+}
+
+/** Resolves on the first of `events`, leaving no listener behind. */
+function firstOf(emitter: EventEmitter, events: readonly string[]): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      for (const e of events) emitter.off(e, done);
+      resolve();
+    };
+    for (const e of events) emitter.on(e, done);
+  });
 }
 
 function canceled(target: { service: string; method: string }, signal: AbortSignal): RpcError {
