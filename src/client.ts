@@ -15,8 +15,6 @@ import {
   DEADLINE_HEADER,
   DIRECT_REPLY_TO,
   ERROR_TYPE,
-  PROTOCOL_HEADER,
-  PROTOCOL_VERSION,
   RESULT_TYPE,
   decodeBody,
   encodeBody,
@@ -148,7 +146,8 @@ export class RpcClient implements RpcTransport {
             contentType: CONTENT_TYPE,
             expiration: String(Math.max(1, deadline - Date.now())),
             timestamp: Math.floor(Date.now() / 1000),
-            headers: { ...options.headers, [DEADLINE_HEADER]: deadline, [PROTOCOL_HEADER]: PROTOCOL_VERSION },
+            // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
+            headers: options.headers === undefined ? { [DEADLINE_HEADER]: deadline } : { ...options.headers, [DEADLINE_HEADER]: deadline },
             mandatory: true,
           });
           // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
