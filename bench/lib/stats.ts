@@ -1,0 +1,35 @@
+/** Small statistics helpers for the benchmarks. */
+
+/** The p-th percentile (0..100) of `sorted` (ascending), nearest-rank. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** A growable Float64 buffer of latency samples. */
+export class Samples {
+  #buf = new Float64Array(1 << 16);
+  #n = 0;
+  push(v: number): void {
+    if (this.#n === this.#buf.length) {
+      const next = new Float64Array(this.#buf.length * 2);
+      next.set(this.#buf);
+      this.#buf = next;
+    }
+    this.#buf[this.#n++] = v;
+  }
+  get length(): number {
+    return this.#n;
+  }
+  sorted(): Float64Array {
+    return this.#buf.slice(0, this.#n).sort();
+  }
+}
