@@ -6,6 +6,8 @@ export default async function setup(): Promise<void> {
     const conn = await connect(undefined, { connectTimeoutMs: 3000 });
     await conn.close();
   } catch (err) {
-    throw new Error(`integration tests need RabbitMQ: ${(err as Error).message}`);
+    // One clear line instead of a stack: this is a setup problem, not a test failure.
+    console.error(`\nwarren tests need RabbitMQ: ${(err as Error).message}\n`);
+    process.exit(1);
   }
 }

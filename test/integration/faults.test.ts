@@ -3,7 +3,7 @@ import type { ConsumeMessage } from "amqplib";
 import { describe, expect, it } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
 import { PointsClient, servePoints } from "../../generated/points/index.js";
-import { DIRECT_REPLY_TO, RpcError } from "../../src/index.js";
+import { DIRECT_REPLY_TO, RpcError, connect } from "../../src/index.js";
 import { calculatorHandlers } from "../../examples/services/calculator.js";
 import { deleteAfter, killConnection, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
 import { startServerProcess } from "../helpers/processes.js";
@@ -196,4 +196,29 @@ describe("broker faults under load", () => {
     expect(client.pendingCount).toBe(0);
     await expect(points.addPoint({ x: 1, y: 2 }, { timeoutMs: 15_000 })).resolves.toEqual({ count: 1, centroid: { x: 1, y: 2 } });
   }, 60_000);
+});
+
+describe("security basics", () => {
+  it("never puts credentials in connection errors", async () => {
+    const err = await connect("amqp://guest:s3cret-pw@127.0.0.1:1", { connectTimeoutMs: 2000 }).then(
+      () => { throw new Error("expected the connection to fail"); },
+      (e: RpcError) => e,
+    );
+    expect(err.code).toBe("connection_lost");
+    expect(err.message).toContain("amqp://guest:***@127.0.0.1:1");
+    expect(err.message).not.toContain("s3cret-pw");
+    expect(err.message).toContain("rabbitmq-server -detached");
+  });
+
+  it("never puts credentials in reconnection logs", async () => {
+    const logger = recordingLogger();
+    const name = uniqueName("conn");
+    const conn = await connect("amqp://guest:guest@127.0.0.1:5672", { name, logger });
+    onTeardown(() => conn.close());
+    const reconnected = new Promise((r) => conn.once("connected", r));
+    await killConnection(name);
+    await reconnected;
+    expect(logger.lines.join("\n")).toContain("amqp://guest:***@127.0.0.1:5672");
+    expect(logger.lines.join("\n")).not.toContain("guest:guest");
+  });
 });
