@@ -49,6 +49,8 @@ export class RpcClient implements RpcTransport {
   readonly #options: ResolvedClientOptions;
   readonly #pending = new Map<string, Pending>();
   #reply: Promise<ReplyChannel> | undefined;
+  /** The open reply channel, for the synchronous fast path; undefined while (re)opening. */
+  #open: ReplyChannel | undefined;
   #drained: Promise<void> | undefined;
   #unblocked: Promise<void> | undefined;
   #closed = false;
@@ -158,7 +160,10 @@ export class RpcClient implements RpcTransport {
           entry.reject(new RpcError("connection_lost", `${describeTarget(target)}: could not publish: ${(err as Error).message}`, { ...target, cause: err }));
         }
       };
-      this.#writable().then(publish, (err: unknown) => pending.get(correlationId)?.reject(asConnectionLost(err, target)));
+      // Fast path: publish now when the channel is open and nothing asks us to wait.
+      const open = this.#open;
+      if (open !== undefined && this.#drained === undefined && !this.#connection.blocked) publish(open);
+      else this.#writable().then(publish, (err: unknown) => pending.get(correlationId)?.reject(asConnectionLost(err, target)));
     });
   }
 
@@ -182,6 +187,7 @@ export class RpcClient implements RpcTransport {
     this.#failAll((p) => new RpcError("canceled", `${describeTarget({ service: p.method.service.name, method: p.method.name })}: the client was closed`));
     const reply = this.#reply;
     this.#reply = undefined;
+    this.#open = undefined;
     if (reply) await reply.then(({ channel }) => channel.close()).catch(() => {});
   }
 
@@ -208,11 +214,14 @@ export class RpcClient implements RpcTransport {
     channel.on("return", (msg: Message) => this.#onReturn(msg));
     channel.on("close", () => {
       this.#reply = undefined;
+      this.#open = undefined;
       this.#failAll((p) =>
         new RpcError("connection_lost", `${describeTarget({ service: p.method.service.name, method: p.method.name })}: the connection to RabbitMQ was lost while waiting for a reply`),
       );
     });
-    return { channel, replyTo };
+    const open = { channel, replyTo };
+    this.#open = open;
+    return open;
   }
 
   #onReply(msg: ConsumeMessage | null): void {
