@@ -43,6 +43,7 @@ export class Connection extends EventEmitter {
   readonly logger: Logger;
   readonly #dial: Dial;
   readonly #reconnect: ResolvedReconnect;
+  readonly #coalesce: boolean;
   #model: ChannelModel | undefined;
   #ready: Promise<ChannelModel>;
   #settleReady: { resolve(m: ChannelModel): void; reject(e: Error): void } | undefined;
@@ -57,6 +58,7 @@ export class Connection extends EventEmitter {
     this.logger = options.logger ?? console;
     this.#dial = dial;
     this.#reconnect = resolveReconnect(options.reconnect);
+    this.#coalesce = options.coalesceWrites ?? true;
     this.#ready = Promise.resolve(model);
     this.#adopt(model);
   }
@@ -115,6 +117,7 @@ export class Connection extends EventEmitter {
 
   #adopt(model: ChannelModel): void {
     this.#model = model;
+    if (this.#coalesce) coalesceWrites(model);
     this.#blocked = false;
     model.on("error", () => {
       /* the close event that follows carries the same error */
@@ -191,6 +194,28 @@ export async function connect(url?: string, options: ConnectionOptions = {}): Pr
       cause: err,
     });
   }
+}
+
+/**
+ * amqplib's multiplexer writes each pending frame to the socket with its own
+ * `write` (one syscall each: a reply and its ack are two). Corking the socket
+ * around one multiplexer pass sends them all in a single `writev`. Applied only
+ * when amqplib's internals have the expected shape; otherwise nothing changes.
+ */
+function coalesceWrites(model: ChannelModel): void {
+  const internals = (model as unknown as { connection?: { stream?: unknown; muxer?: { _readIncoming?: unknown } } }).connection;
+  const socket = internals?.stream as { cork?: () => void; uncork?: () => void } | undefined;
+  const muxer = internals?.muxer;
+  if (!muxer || typeof muxer._readIncoming !== "function" || typeof socket?.cork !== "function" || typeof socket.uncork !== "function") return;
+  const readIncoming = muxer._readIncoming as (this: unknown) => void;
+  muxer._readIncoming = function corked(this: unknown) {
+    socket.cork!();
+    try {
+      readIncoming.call(this);
+    } finally {
+      socket.uncork!();
+    }
+  };
 }
 
 function withHeartbeat(url: string, seconds: number): string {
