@@ -72,11 +72,17 @@ export interface ServiceSpec<M extends Record<string, MethodSpec<any, any, any>>
 
 /** A complete service descriptor as the runtime reads it. */
 export interface ServiceDescriptor<M extends Record<string, MethodDescriptor<any, any, any>> = Record<string, MethodDescriptor<any, any, any>>> {
+  /** Service name from the contract. */
   readonly name: string;
+  /** Contract version. */
   readonly version: string;
+  /** Default request queue. */
   readonly queue: string;
+  /** From the contract's `description`. */
   readonly description?: string;
+  /** Shared schemas (`#/$defs/<name>`); `{}` when none. */
   readonly defs: Readonly<Record<string, JsonSchema>>;
+  /** Methods keyed by TypeScript name, each bound to this service. Frozen. */
   readonly methods: M;
 }
 

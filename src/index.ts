@@ -1,3 +1,7 @@
+/**
+ * warren's runtime: what generated stubs and user code import. Everything
+ * public is listed here by name.
+ */
 export { Code, SERVER_CODES, RETRYABLE_CODES, isFrameworkCode } from "./codes.js";
 export { RpcError, ValidationError, isRpcError } from "./errors.js";
 export type { RpcErrorOptions, ValidationIssue, ValidationSide } from "./errors.js";
