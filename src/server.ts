@@ -107,6 +107,11 @@ class ServiceRegistration implements Registration {
       await channel.assertQueue(this.queue, { durable: true });
       await channel.prefetch(this.options.prefetch);
       const { consumerTag } = await channel.consume(this.queue, (msg) => this.#onDelivery(channel, msg));
+      if (this.#closing !== undefined) {
+        // close() ran while this (re)start was under way: do not leave a consumer behind.
+        await channel.close().catch(() => {});
+        return;
+      }
       this.#channel = channel;
       this.#consumerTag = consumerTag;
     } catch (err) {
