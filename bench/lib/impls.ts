@@ -66,7 +66,8 @@ function failPendingOnClose(conn: amqp.ChannelModel, pending: Map<string, (value
   });
 }
 
-export async function baselineClient(url: string, q: Queues): Promise<BenchClientImpl> {
+/** A hand-written caller's plumbing: connection, channel, and a direct reply-to consumer resolving pending calls by correlation id. */
+async function openReplyConsumer(url: string) {
   const conn = await amqp.connect(url, { noDelay: true });
   const ch = await conn.createChannel();
   const pending = new Map<string, (value: unknown) => void>();
@@ -83,6 +84,11 @@ export async function baselineClient(url: string, q: Queues): Promise<BenchClien
     },
     { noAck: true },
   );
+  return { conn, ch, pending };
+}
+
+export async function baselineClient(url: string, q: Queues): Promise<BenchClientImpl> {
+  const { conn, ch, pending } = await openReplyConsumer(url);
   let next = 0;
   const call = (queue: string, body: unknown): Promise<unknown> =>
     new Promise((resolve) => {
@@ -135,22 +141,7 @@ const WIRE: Record<string, WireFlags> = {
 function wireClient(flags: WireFlags) {
   return async (url: string, q: Queues): Promise<BenchClientImpl> => {
     const { v4 } = await import("uuid");
-    const conn = await amqp.connect(url, { noDelay: true });
-    const ch = await conn.createChannel();
-    const pending = new Map<string, (value: unknown) => void>();
-    failPendingOnClose(conn, pending);
-    await ch.consume(
-      "amq.rabbitmq.reply-to",
-      (msg) => {
-        if (msg === null) return;
-        const id = msg.properties.correlationId as string;
-        const resolve = pending.get(id);
-        if (resolve === undefined) return;
-        pending.delete(id);
-        resolve(JSON.parse(msg.content.toString("utf8")));
-      },
-      { noAck: true },
-    );
+    const { conn, ch, pending } = await openReplyConsumer(url);
     let next = 0;
     const call = (queue: string, type: string, body: unknown): Promise<unknown> =>
       new Promise((resolve) => {
