@@ -13,6 +13,8 @@ export const Code = {
   invalid_request: "invalid_request",
   /** Either side: the handler's result (or a declared error's data) does not match the contract. A server bug. */
   invalid_response: "invalid_response",
+  /** Publisher or subscriber: an event payload does not match its schema, or its routing key cannot be built. Nothing was published / the event was dead-lettered. */
+  invalid_event: "invalid_event",
   /** Server: the handler threw something that is not a declared error. Details are in the server log. */
   internal: "internal",
   /** Server: the method exists in the contract but has no implementation yet. */

@@ -4,8 +4,9 @@
  * `server.ts`, the only files that touch amqplib.
  */
 import { EventEmitter } from "node:events";
-import amqp, { type Channel, type ChannelModel } from "amqplib";
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
 import { RpcClient } from "./client.js";
+import { EventBus } from "./events.js";
 import { RpcError } from "./errors.js";
 import {
   DEFAULT_URL,
@@ -13,6 +14,7 @@ import {
   resolveReconnect,
   type ClientOptions,
   type ConnectionOptions,
+  type EventBusOptions,
   type Logger,
   type ResolvedReconnect,
   type ServerOptions,
@@ -82,10 +84,22 @@ export class Connection extends EventEmitter {
    * Opens a channel, waiting for a reconnection in progress first.
    * @throws RpcError `connection_lost` once the connection is closed for good.
    */
-  async channel(): Promise<Channel> {
+  channel(): Promise<Channel> {
+    return this.#open((model) => model.createChannel());
+  }
+
+  /**
+   * Opens a channel in confirm mode (publishes take a callback the broker
+   * acknowledges), waiting for a reconnection in progress first.
+   * @throws RpcError `connection_lost` once the connection is closed for good.
+   */
+  confirmChannel(): Promise<ConfirmChannel> {
+    return this.#open((model) => model.createConfirmChannel());
+  }
+
+  async #open<C extends Channel>(create: (model: ChannelModel) => Promise<C>): Promise<C> {
     if (this.#closed) throw new RpcError("connection_lost", `connection to ${this.url} is closed`);
-    const model = await this.#ready;
-    const channel = await model.createChannel();
+    const channel = await create(await this.#ready);
     // A channel error is always followed by its close event, which owners handle.
     channel.on("error", () => {});
     return channel;
@@ -96,6 +110,11 @@ export class Connection extends EventEmitter {
     const client = new RpcClient(this, options);
     await client.ready();
     return client;
+  }
+
+  /** Creates an event bus (an `EventTransport` for generated publishers and subscribers) on this connection. */
+  events(options: EventBusOptions = {}): EventBus {
+    return new EventBus(this, options);
   }
 
   /** Creates a server on this connection; register services on it. */

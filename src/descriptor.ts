@@ -54,8 +54,48 @@ export interface MethodDescriptor<Req = unknown, Res = unknown, Err extends Erro
   readonly service: ServiceDescriptor;
 }
 
+/** Kind of a service's event exchange: how routing keys select subscriber queues. */
+export type ExchangeType = "topic" | "direct" | "fanout";
+
+/** The exchange a service publishes its events to. */
+export interface ExchangeSpec {
+  /** Exchange name, e.g. `events.Orders`; overridable at run time. */
+  readonly name: string;
+  /** `topic`: bindings match with `*` (one word) and `#` (any words); `direct`: exact key; `fanout`: every bound queue. */
+  readonly type: ExchangeType;
+}
+
+/**
+ * One event as generated code writes it. `Payload` exists only at the type
+ * level; it is what the generated type says the payload schema means.
+ */
+export interface EventSpec<Payload = unknown> {
+  /** Wire name as written in the contract (the message's `type` property), e.g. `order_created`. */
+  readonly name: string;
+  /** From the contract's `description`. */
+  readonly description?: string;
+  /**
+   * Routing key, possibly with `{field}` placeholders that are filled from the
+   * payload's top-level fields on publish, e.g. `orders.{region}.created`.
+   */
+  readonly routingKey: string;
+  /** Payload schema; `$ref`s point into the service's `defs` as `#/$defs/<name>`. */
+  readonly payload: JsonSchema;
+  /** Type-level only; never present at run time. */
+  readonly "~types"?: { readonly payload: Payload };
+}
+
+/** An event bound to its service: the spec plus a back-reference to the service. */
+export interface EventDescriptor<Payload = unknown> extends EventSpec<Payload> {
+  /** The service this event belongs to. */
+  readonly service: ServiceDescriptor;
+}
+
 /** A service as generated code writes it. */
-export interface ServiceSpec<M extends Record<string, MethodSpec<any, any, any>>> {
+export interface ServiceSpec<
+  M extends Record<string, MethodSpec<any, any, any>>,
+  E extends Record<string, EventSpec<any>> = Record<never, never>,
+> {
   /** Service name from the contract, e.g. `Calculator`. */
   readonly name: string;
   /** Contract version (semver), for humans and logs. */
@@ -68,10 +108,17 @@ export interface ServiceSpec<M extends Record<string, MethodSpec<any, any, any>>
   readonly defs?: Readonly<Record<string, JsonSchema>>;
   /** Methods keyed by their TypeScript name (e.g. `addPoint`); each carries its wire `name`. */
   readonly methods: M;
+  /** The exchange events are published to; required when `events` is not empty. */
+  readonly exchange?: ExchangeSpec;
+  /** Events keyed by their TypeScript name (e.g. `orderCreated`); each carries its wire `name`. */
+  readonly events?: E;
 }
 
 /** A complete service descriptor as the runtime reads it. */
-export interface ServiceDescriptor<M extends Record<string, MethodDescriptor<any, any, any>> = Record<string, MethodDescriptor<any, any, any>>> {
+export interface ServiceDescriptor<
+  M extends Record<string, MethodDescriptor<any, any, any>> = Record<string, MethodDescriptor<any, any, any>>,
+  E extends Record<string, EventDescriptor<any>> = Record<string, EventDescriptor<any>>,
+> {
   /** Service name from the contract. */
   readonly name: string;
   /** Contract version. */
@@ -84,8 +131,14 @@ export interface ServiceDescriptor<M extends Record<string, MethodDescriptor<any
   readonly defs: Readonly<Record<string, JsonSchema>>;
   /** Methods keyed by TypeScript name, each bound to this service. Frozen. */
   readonly methods: M;
+  /** The event exchange. @default `{ name: "events.<Service>", type: "topic" }` */
+  readonly exchange: ExchangeSpec;
+  /** Events keyed by TypeScript name, each bound to this service; `{}` when none. Frozen. */
+  readonly events: E;
 }
 
+/** Payload type of an event descriptor. */
+export type PayloadOf<E> = E extends EventSpec<infer P> ? P : never;
 /** Request type of a method descriptor. */
 export type RequestOf<M> = M extends MethodSpec<infer Req, any, any> ? Req : never;
 /** Response type of a method descriptor. */
@@ -102,6 +155,20 @@ type BoundMethods<M extends Record<string, MethodSpec<any, any, any>>> = {
     : never;
 };
 
+type BoundEvents<E extends Record<string, EventSpec<any>>> = {
+  readonly [K in keyof E]: E[K] extends EventSpec<infer P> ? EventDescriptor<P> : never;
+};
+
+/** The default exchange of a service's events: `events.<Service>`. */
+export function defaultExchange(service: string): ExchangeSpec {
+  return { name: `events.${service}`, type: "topic" };
+}
+
+/** Declares one event with its payload type. Identity at run time, like {@link method}. */
+export function event<Payload>(spec: EventSpec<Payload>): EventSpec<Payload> {
+  return spec;
+}
+
 /**
  * Declares one method with its types. Identity at run time; used by generated
  * descriptors so the schemas and the TypeScript types travel together.
@@ -114,10 +181,11 @@ export function method<Req, Res, Err extends ErrorShape = never>(spec: MethodSpe
  * Builds a frozen {@link ServiceDescriptor}: each method gets a
  * back-reference to its service. Throws if two methods share a wire name.
  */
-export function defineService<M extends Record<string, MethodSpec<any, any, any>>>(
-  spec: ServiceSpec<M>,
-): ServiceDescriptor<BoundMethods<M>> {
+export function defineService<M extends Record<string, MethodSpec<any, any, any>>, E extends Record<string, EventSpec<any>> = Record<never, never>>(
+  spec: ServiceSpec<M, E>,
+): ServiceDescriptor<BoundMethods<M>, BoundEvents<E>> {
   const methods: Record<string, MethodDescriptor> = {};
+  const events: Record<string, EventDescriptor> = {};
   const service = {
     name: spec.name,
     version: spec.version,
@@ -125,6 +193,8 @@ export function defineService<M extends Record<string, MethodSpec<any, any, any>
     ...(spec.description === undefined ? {} : { description: spec.description }),
     defs: spec.defs ?? {},
     methods,
+    exchange: Object.freeze({ ...(spec.exchange ?? defaultExchange(spec.name)) }),
+    events,
   } as ServiceDescriptor;
   const wireNames = new Set<string>();
   for (const [key, m] of Object.entries(spec.methods)) {
@@ -133,5 +203,12 @@ export function defineService<M extends Record<string, MethodSpec<any, any, any>
     methods[key] = Object.freeze({ ...m, errors: m.errors ?? {}, service });
   }
   Object.freeze(methods);
-  return Object.freeze(service) as unknown as ServiceDescriptor<BoundMethods<M>>;
+  const eventNames = new Set<string>();
+  for (const [key, e] of Object.entries(spec.events ?? {})) {
+    if (eventNames.has(e.name)) throw new Error(`${spec.name}: two events share the wire name "${e.name}"`);
+    eventNames.add(e.name);
+    events[key] = Object.freeze({ ...e, service });
+  }
+  Object.freeze(events);
+  return Object.freeze(service) as unknown as ServiceDescriptor<BoundMethods<M>, BoundEvents<E>>;
 }

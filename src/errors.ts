@@ -60,19 +60,19 @@ export type ValidationSide = "client" | "server";
  * failing path; `side` tells whether the caller's own runtime caught it (nothing
  * was sent) or the server did.
  */
-export class ValidationError extends RpcError<"invalid_request" | "invalid_response", { issues: ValidationIssue[] }> {
+export class ValidationError extends RpcError<"invalid_request" | "invalid_response" | "invalid_event", { issues: ValidationIssue[] }> {
   /** Every failing path with its reason. */
   readonly issues: readonly ValidationIssue[];
   /** Where the violation was detected. */
   readonly side: ValidationSide;
 
   constructor(
-    code: "invalid_request" | "invalid_response",
+    code: "invalid_request" | "invalid_response" | "invalid_event",
     side: ValidationSide,
     issues: ValidationIssue[],
     options: Omit<RpcErrorOptions, "data"> & { what?: string } = {},
   ) {
-    const what = options.what ?? (code === "invalid_request" ? "request" : "response");
+    const what = options.what ?? (code === "invalid_request" ? "request" : code === "invalid_event" ? "payload" : "response");
     super(code, `${describeTarget(options)}: invalid ${what}: ${formatIssues(issues)}`, { ...options, data: { issues } });
     this.name = "ValidationError";
     this.issues = issues;

@@ -85,6 +85,81 @@ export interface ServerOptions {
   logger?: Logger;
 }
 
+/** Options of an {@link EventBus} (`connection.events(options)`). */
+export interface EventBusOptions {
+  /** Exchange name per service name, overriding the contract's exchange. */
+  exchanges?: Readonly<Record<string, string>>;
+  /** Wait for the broker's publisher confirm before `publish` resolves. @default true */
+  confirm?: boolean;
+  /** Publish with delivery mode 2, so events in durable queues survive a broker restart. @default true */
+  persistent?: boolean;
+  /** Largest event body accepted by subscribers; checked before parsing. @default 1 MiB */
+  maxMessageBytes?: number;
+  /** @default the connection's logger */
+  logger?: Logger;
+}
+
+/** Options of one subscription. Without `group` it is a broadcast subscription. */
+export interface SubscribeOptions {
+  /**
+   * Consumer group: every subscriber with the same group shares one durable
+   * queue, so each event is handled once per group, spread by prefetch.
+   * Without it, this subscriber gets its own exclusive, auto-delete queue and
+   * sees every event (broadcast).
+   */
+  group?: string;
+  /** Queue name of a group. @default `<exchange>.<event>.<group>` */
+  queue?: string;
+  /**
+   * Binding key. Topic exchanges accept `*` (one word) and `#` (zero or more words).
+   * @default the event's routing key, with every `{field}` as `*` on topic exchanges
+   */
+  bindingKey?: string;
+  /** Events handled at once by this subscriber. @default 16 */
+  prefetch?: number;
+  /** Tries per event before it is dead-lettered; 1 means no retry. @default 5 */
+  maxAttempts?: number;
+  /** Wait before the first retry; doubles per attempt, at most 30 s. @default 200 */
+  retryDelayMs?: number;
+  /** Where dead letters go. @default group: `<queue>.dead`; broadcast: `<exchange>.<event>.dead` */
+  deadLetterQueue?: string;
+}
+
+/** {@link EventBusOptions} with every default applied. */
+export type ResolvedEventBusOptions = Required<Omit<EventBusOptions, "logger">> & { logger: Logger };
+
+/** Applies the event bus defaults; rejects nonsensical values with a clear message. */
+export function resolveEventBusOptions(options: EventBusOptions, logger: Logger): ResolvedEventBusOptions {
+  return {
+    exchanges: options.exchanges ?? {},
+    confirm: options.confirm ?? true,
+    persistent: options.persistent ?? true,
+    maxMessageBytes: positive("maxMessageBytes", options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES),
+    logger: options.logger ?? logger,
+  };
+}
+
+/** A subscription's numeric options with defaults applied. */
+export interface ResolvedSubscribeLimits {
+  readonly prefetch: number;
+  readonly maxAttempts: number;
+  readonly retryDelayMs: number;
+}
+
+/** Applies the subscription defaults; rejects nonsensical values with a clear message. */
+export function resolveSubscribeLimits(options: SubscribeOptions): ResolvedSubscribeLimits {
+  const maxAttempts = positive("maxAttempts", options.maxAttempts ?? 5);
+  if (!Number.isInteger(maxAttempts)) throw new RangeError(`warren: maxAttempts must be an integer, got ${maxAttempts}`);
+  if (options.group !== undefined && !/^[A-Za-z0-9._:-]{1,100}$/.test(options.group)) {
+    throw new RangeError(`warren: group ${JSON.stringify(options.group)} must be 1-100 letters, digits or . _ : -`);
+  }
+  return {
+    prefetch: positive("prefetch", options.prefetch ?? 16),
+    maxAttempts,
+    retryDelayMs: options.retryDelayMs === 0 ? 0 : positive("retryDelayMs", options.retryDelayMs ?? 200),
+  };
+}
+
 /** {@link ClientOptions} with every default applied. */
 export type ResolvedClientOptions = Required<Omit<ClientOptions, "logger">> & { logger: Logger };
 /** {@link ServerOptions} with every default applied. */

@@ -94,3 +94,22 @@ export function readDeadline(headers: Record<string, unknown> | undefined): numb
   const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
   return Number.isFinite(n) ? n : null;
 }
+
+/** Event header: which delivery attempt this is (1 when absent); set when a failed event is re-queued for another try. */
+export const ATTEMPT_HEADER = "x-warren-attempt";
+/** Dead-letter header: why the event was dead-lettered (`bad_message`, `invalid_event`, `handler_failed`). */
+export const DEAD_REASON_HEADER = "x-warren-dead-reason";
+/** Dead-letter header: the error text (validation issues or the handler's error message), at most 1,000 characters. */
+export const DEAD_ERROR_HEADER = "x-warren-dead-error";
+/** Dead-letter header: the queue the event was consumed from. */
+export const DEAD_QUEUE_HEADER = "x-warren-dead-queue";
+/** Retry and dead-letter header: the exchange the event was first published to (a copy travels through the default exchange). */
+export const ORIGIN_EXCHANGE_HEADER = "x-warren-exchange";
+/** Retry and dead-letter header: the routing key the event was first published with. */
+export const ORIGIN_ROUTING_KEY_HEADER = "x-warren-routing-key";
+
+/** Reads the attempt header: a positive integer, else 1. */
+export function readAttempt(headers: Record<string, unknown> | undefined): number {
+  const raw = headers?.[ATTEMPT_HEADER];
+  return typeof raw === "number" && Number.isInteger(raw) && raw >= 1 ? raw : 1;
+}

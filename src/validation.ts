@@ -5,7 +5,7 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
-import type { JsonSchema, MethodDescriptor } from "./descriptor.js";
+import type { EventDescriptor, JsonSchema, MethodDescriptor } from "./descriptor.js";
 import type { ValidationIssue } from "./errors.js";
 
 /** Returns `undefined` when `value` is valid, else every failing path. */
@@ -41,6 +41,18 @@ export function checksFor(method: MethodDescriptor<any, any, any>): MethodChecks
     cache.set(method, checks);
   }
   return checks;
+}
+
+const eventCache = new WeakMap<EventDescriptor<any>, Check>();
+
+/** The compiled payload check of `event`, compiled on first use. */
+export function payloadCheck(event: EventDescriptor<any>): Check {
+  let check = eventCache.get(event);
+  if (check === undefined) {
+    check = compile(event.payload, event.service.defs);
+    eventCache.set(event, check);
+  }
+  return check;
 }
 
 /** Compiles `schema` with `defs` available as `#/$defs/<name>`. */

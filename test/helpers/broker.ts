@@ -2,6 +2,7 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
+import type { Channel } from "amqplib";
 import { afterEach } from "vitest";
 import { connect, type Connection, type Logger } from "../../src/index.js";
 
@@ -30,18 +31,28 @@ export async function openConnection(name = uniqueName("conn"), logger: Logger =
   return conn;
 }
 
-/** Registers a queue for deletion after the test, through a connection of its own. */
-export function deleteAfter(queue: string): string {
+/** Runs `fn` on a channel of a fresh connection after the test (teardown must not depend on the test's own connections). */
+function afterTestOnChannel(fn: (ch: Channel) => Promise<unknown>): void {
   cleanups.push(async () => {
     const conn = await connect();
     try {
-      const ch = await conn.channel();
-      await ch.deleteQueue(queue);
+      await fn(await conn.channel());
     } finally {
       await conn.close();
     }
   });
+}
+
+/** Registers a queue for deletion after the test. */
+export function deleteAfter(queue: string): string {
+  afterTestOnChannel((ch) => ch.deleteQueue(queue));
   return queue;
+}
+
+/** Registers an exchange for deletion after the test. */
+export function deleteExchangeAfter(exchange: string): string {
+  afterTestOnChannel((ch) => ch.deleteExchange(exchange));
+  return exchange;
 }
 
 /** Runs `fn` after the test (for child processes, servers, clients). */

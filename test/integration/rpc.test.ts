@@ -12,6 +12,7 @@ import {
   type HandlerContext,
   type ServerOptions,
 } from "../../src/index.js";
+import { rejection } from "../helpers/outcome.js";
 import { deleteAfter, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
 
 const handlers: CalculatorHandlers = {
@@ -73,15 +74,6 @@ async function rawCall(
   return { type: msg.properties.type, body: JSON.parse(msg.content.toString()), correlationId: msg.properties.correlationId };
 }
 
-async function rejection(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(RpcError);
-    return err as RpcError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("round trip through generated stubs", () => {
   it("returns the validated result", async () => {

@@ -1,0 +1,99 @@
+/**
+ * Keeps one consumer alive across channel and connection losses: opens a
+ * channel, runs the owner's setup (declare, bind, prefetch), consumes, and
+ * after an unexpected close starts over with capped backoff until closed.
+ */
+import type { Channel, ConsumeMessage } from "amqplib";
+import type { Logger } from "./options.js";
+
+/** What a {@link KeptConsumer} needs from its owner. */
+export interface ConsumerSetup<C extends Channel> {
+  /** Opens a fresh channel (waits for a reconnection in progress). */
+  open(): Promise<C>;
+  /** Declares what the consumer needs on `channel` and returns the queue to consume. */
+  prepare(channel: C): Promise<string>;
+  /** Handles one delivery; `null` means the broker cancelled the consumer. */
+  deliver(channel: C, msg: ConsumeMessage): void;
+  /** True once the owning connection is closed for good. */
+  connectionClosed(): boolean;
+}
+
+/** A consumer that re-declares and resumes by itself; see the module comment. */
+export class KeptConsumer<C extends Channel = Channel> {
+  #channel: C | undefined;
+  #consumerTag: string | undefined;
+  #queue: string | undefined;
+  #closing = false;
+
+  constructor(
+    private readonly what: string,
+    private readonly setup: ConsumerSetup<C>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The queue being consumed (a server-named queue changes after each resume). */
+  get queue(): string {
+    return this.#queue ?? "";
+  }
+
+  /** Starts consuming; rejects when the first attempt fails. */
+  async start(): Promise<void> {
+    const channel = await this.setup.open();
+    try {
+      const queue = await this.setup.prepare(channel);
+      const { consumerTag } = await channel.consume(queue, (msg) => {
+        if (msg !== null) return this.setup.deliver(channel, msg);
+        // The broker cancelled the consumer (e.g. the queue was deleted): closing the channel triggers re-declaration.
+        this.logger.error(`warren: ${this.what}: the broker cancelled the consumer of queue "${queue}" (queue deleted?)`);
+        void channel.close().catch(() => {});
+      });
+      if (this.#closing) {
+        // close() ran while this (re)start was under way: do not leave a consumer behind.
+        await channel.close().catch(() => {});
+        return;
+      }
+      this.#channel = channel;
+      this.#consumerTag = consumerTag;
+      this.#queue = queue;
+    } catch (err) {
+      await channel.close().catch(() => {});
+      throw err;
+    }
+    channel.on("close", () => {
+      if (this.#channel !== channel || this.#closing) return;
+      this.#channel = undefined;
+      this.logger.warn(`warren: ${this.what}: channel on queue "${this.#queue}" closed; re-declaring and resuming`);
+      void this.#resume();
+    });
+  }
+
+  async #resume(): Promise<void> {
+    for (let attempt = 1; !this.#closing && !this.setup.connectionClosed(); attempt++) {
+      try {
+        await this.start();
+        this.logger.warn(`warren: ${this.what}: consuming "${this.#queue}" again`);
+        return;
+      } catch (err) {
+        if (this.setup.connectionClosed()) break;
+        const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+        this.logger.error(`warren: ${this.what}: cannot resume (${(err as Error).message}); retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Stops new deliveries; in-flight ones may still be acknowledged until {@link close}. */
+  async cancel(): Promise<void> {
+    this.#closing = true;
+    const channel = this.#channel;
+    if (channel && this.#consumerTag !== undefined) await channel.cancel(this.#consumerTag).catch(() => {});
+  }
+
+  /** Cancels (if not yet) and closes the channel. */
+  async close(): Promise<void> {
+    await this.cancel();
+    const channel = this.#channel;
+    this.#channel = undefined;
+    if (channel) await channel.close().catch(() => {});
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Typed publish/subscribe on the same contracts as RPC: an {@link EventBus}
+ * publishes validated, persistent events with publisher confirms to a
+ * service's exchange and runs subscriptions (broadcast or consumer group).
+ *
+ * @see docs/PROTOCOL.md#events
+ */
+import type { ConfirmChannel } from "amqplib";
+import { v4 as uuidv4 } from "uuid";
+import type { Connection } from "./connection.js";
+import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "./descriptor.js";
+import { RpcError, ValidationError, describeTarget } from "./errors.js";
+import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "./options.js";
+import { CONTENT_TYPE, encodeBody } from "./protocol.js";
+import { routingKeyFor } from "./routing.js";
+import { EventSubscription, type EventHandler, type Subscription } from "./subscription.js";
+import { payloadCheck } from "./validation.js";
+
+/** Per-publish options. */
+export interface PublishOptions {
+  /** Extra AMQP headers (e.g. a `traceparent`). Keys starting with `x-warren-` are reserved. */
+  headers?: Readonly<Record<string, string | number | boolean>>;
+  /** The event's `message_id`, for subscribers that de-duplicate. @default a random UUID */
+  messageId?: string;
+}
+
+/**
+ * What generated publishers and subscribers call. Contract for implementations:
+ *
+ * 1. `publish` validates the payload first; an invalid one rejects with
+ *    `invalid_event` and nothing is published.
+ * 2. `publish` resolves once the broker has taken responsibility for the event
+ *    (publisher confirm), or rejects with an `RpcError` (`connection_lost` when
+ *    the outcome is unknown: the event may or may not have been routed).
+ * 3. `subscribe` resolves once the subscription's queue is bound and consumed;
+ *    each delivered event reaches the handler only after passing its schema.
+ */
+export interface EventTransport {
+  /** Publishes one event. */
+  publish<P>(event: EventDescriptor<P>, payload: P, options?: PublishOptions): Promise<void>;
+  /** Subscribes `handler` to one event. */
+  subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options?: SubscribeOptions): Promise<Subscription>;
+}
+
+interface PublishChannel {
+  readonly channel: ConfirmChannel;
+  /** Exchanges already declared on this channel. */
+  readonly declared: Set<string>;
+}
+
+/**
+ * Publishes and subscribes to events on one connection. Pass it to generated
+ * publishers and subscribers: `new OrdersPublisher(conn.events())`. Safe for
+ * concurrent use; create one per process.
+ */
+export class EventBus implements EventTransport {
+  readonly #connection: Connection;
+  readonly #options: ResolvedEventBusOptions;
+  readonly #subscriptions = new Set<EventSubscription<any>>();
+  #publisher: Promise<PublishChannel> | undefined;
+  #closed = false;
+
+  /** @internal use `connection.events(options)`. */
+  constructor(connection: Connection, options: EventBusOptions = {}) {
+    this.#connection = connection;
+    this.#options = resolveEventBusOptions(options, connection.logger);
+  }
+
+  /** The exchange `service` publishes to, after run-time overrides. */
+  exchangeOf(service: ServiceDescriptor): ExchangeSpec {
+    const name = this.#options.exchanges[service.name];
+    return name === undefined ? service.exchange : { name, type: service.exchange.type };
+  }
+
+  /** See {@link EventTransport.publish}. Publishes persistent events (delivery mode 2) unless the bus says otherwise. */
+  async publish<P>(event: EventDescriptor<P>, payload: P, options: PublishOptions = {}): Promise<void> {
+    const target = { service: event.service.name, method: event.name };
+    if (this.#closed) throw new RpcError("canceled", `${describeTarget(target)}: the event bus is closed`, target);
+    const issues = payloadCheck(event)(payload);
+    if (issues !== undefined) throw new ValidationError("invalid_event", "client", issues, target);
+    const routingKey = routingKeyFor(event, payload);
+    const exchange = this.exchangeOf(event.service);
+    const body = encodeBody(payload);
+    let open: PublishChannel;
+    try {
+      open = await this.#publishChannel();
+      if (!open.declared.has(exchange.name)) {
+        await open.channel.assertExchange(exchange.name, exchange.type, { durable: true });
+        open.declared.add(exchange.name);
+      }
+    } catch (err) {
+      throw new RpcError("connection_lost", `${describeTarget(target)}: cannot publish to exchange "${exchange.name}": ${(err as Error).message}`, { ...target, cause: err });
+    }
+    const properties = {
+      persistent: this.#options.persistent,
+      contentType: CONTENT_TYPE,
+      type: event.name,
+      messageId: options.messageId ?? uuidv4(),
+      timestamp: Math.floor(Date.now() / 1000),
+      ...(options.headers === undefined ? {} : { headers: options.headers }),
+    };
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: unknown) =>
+        reject(new RpcError("connection_lost", `${describeTarget(target)}: the broker did not confirm the event (${(err as Error).message}); it may or may not have been published`, { ...target, cause: err }));
+      try {
+        open.channel.publish(exchange.name, routingKey, body, properties, (err) => (err ? fail(err) : resolve()));
+        if (!this.#options.confirm) resolve();
+      } catch (err) {
+        fail(err);
+      }
+    });
+  }
+
+  /**
+   * See {@link EventTransport.subscribe}. The subscription acknowledges an
+   * event after its handler succeeds, retries a failing handler up to
+   * `maxAttempts`, dead-letters what it cannot handle, and resumes by itself
+   * after a lost connection.
+   * @throws TypeError / RangeError for unusable options (bad binding key or group).
+   */
+  async subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.#closed) throw new RpcError("canceled", `${describeTarget({ service: event.service.name, method: event.name })}: the event bus is closed`);
+    const subscription: EventSubscription<P> = new EventSubscription(this.#connection, event, this.exchangeOf(event.service), handler, options, this.#options, () =>
+      this.#subscriptions.delete(subscription),
+    );
+    await subscription.start();
+    this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** Stops every subscription gracefully (in-flight handlers finish), then closes the publish channel. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#subscriptions].map((s) => s.close()));
+    const publisher = this.#publisher;
+    this.#publisher = undefined;
+    if (publisher) await publisher.then(({ channel }) => channel.close()).catch(() => {});
+  }
+
+  /** The confirm channel publishes go out on, opened on first use and again after it closes. */
+  #publishChannel(): Promise<PublishChannel> {
+    if (this.#publisher === undefined) {
+      const opening = this.#connection.confirmChannel().then((channel): PublishChannel => {
+        channel.on("close", () => {
+          if (this.#publisher === opening) this.#publisher = undefined;
+        });
+        return { channel, declared: new Set() };
+      });
+      this.#publisher = opening;
+      opening.catch(() => {
+        if (this.#publisher === opening) this.#publisher = undefined;
+      });
+    }
+    return this.#publisher;
+  }
+}

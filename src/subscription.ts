@@ -1,0 +1,262 @@
+/**
+ * One subscription to one event: its queue (exclusive for broadcast, durable
+ * and shared for a consumer group), bound to the service's exchange; each
+ * delivery is decoded, validated, handled, and acknowledged only after the
+ * handler succeeds. Failures are retried by re-queueing a copy, then
+ * dead-lettered with the reason.
+ */
+import type { ConfirmChannel, ConsumeMessage, Options } from "amqplib";
+import type { Connection } from "./connection.js";
+import type { EventDescriptor, ExchangeSpec } from "./descriptor.js";
+import { describeTarget, formatIssues } from "./errors.js";
+import { KeptConsumer } from "./consumer.js";
+import { resolveSubscribeLimits, type ResolvedEventBusOptions, type ResolvedSubscribeLimits, type SubscribeOptions } from "./options.js";
+import {
+  ATTEMPT_HEADER,
+  DEAD_ERROR_HEADER,
+  DEAD_QUEUE_HEADER,
+  DEAD_REASON_HEADER,
+  ORIGIN_EXCHANGE_HEADER,
+  ORIGIN_ROUTING_KEY_HEADER,
+  decodeBody,
+  readAttempt,
+} from "./protocol.js";
+import { checkBindingKey, defaultBindingKey } from "./routing.js";
+import { payloadCheck } from "./validation.js";
+
+/** What an event handler knows about the event it handles. */
+export interface EventContext {
+  /** Service name. */
+  readonly service: string;
+  /** Event (wire) name. */
+  readonly event: string;
+  /** The exchange it was published to. */
+  readonly exchange: string;
+  /** The routing key it was published with. */
+  readonly routingKey: string;
+  /** The publisher's `message_id` (de-duplicate on it: delivery is at-least-once). */
+  readonly messageId: string | undefined;
+  /** Send time (whole seconds, as AMQP carries it), as a Date; undefined when absent. */
+  readonly publishedAt: Date | undefined;
+  /** 1 on the first try; higher when an earlier handler run failed. */
+  readonly attempt: number;
+  /** True when the broker delivered this message before (a subscriber died mid-event). */
+  readonly redelivered: boolean;
+  /** The message's AMQP headers, as received. */
+  readonly headers: Readonly<Record<string, unknown>>;
+}
+
+/** Handles one event; throwing (or rejecting) means "try again later". */
+export type EventHandler<P> = (payload: P, ctx: EventContext) => void | Promise<void>;
+
+/** A running subscription; `close()` stops it gracefully. */
+export interface Subscription {
+  /** The queue being consumed (server-named for broadcast; it changes after a reconnection). */
+  readonly queue: string;
+  /** Where events this subscription cannot handle go. */
+  readonly deadLetterQueue: string;
+  /** Events currently being handled. */
+  readonly inFlight: number;
+  /** Messages of other event types that reached this queue (e.g. on a fanout exchange), acknowledged and skipped. */
+  readonly skipped: number;
+  /** Stops consuming, lets in-flight handlers finish, then closes the channel. A broadcast queue is deleted by the broker. */
+  close(): Promise<void>;
+}
+
+/** @internal created by {@link EventBus.subscribe}. */
+export class EventSubscription<P> implements Subscription {
+  readonly deadLetterQueue: string;
+  readonly #event: EventDescriptor<P>;
+  readonly #exchange: ExchangeSpec;
+  readonly #handler: EventHandler<P>;
+  readonly #bus: ResolvedEventBusOptions;
+  readonly #limits: ResolvedSubscribeLimits;
+  readonly #group: string | undefined;
+  readonly #groupQueue: string | undefined;
+  readonly #bindingKey: string;
+  readonly #consumer: KeptConsumer<ConfirmChannel>;
+  readonly #what: string;
+  #inFlight = 0;
+  #skipped = 0;
+  #idle: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    connection: Connection,
+    event: EventDescriptor<P>,
+    exchange: ExchangeSpec,
+    handler: EventHandler<P>,
+    options: SubscribeOptions,
+    bus: ResolvedEventBusOptions,
+    private readonly onClosed: () => void,
+  ) {
+    this.#event = event;
+    this.#exchange = exchange;
+    this.#handler = handler;
+    this.#bus = bus;
+    this.#limits = resolveSubscribeLimits(options);
+    this.#group = options.group;
+    this.#bindingKey = checkBindingKey(options.bindingKey ?? defaultBindingKey(event, exchange.type), exchange.type);
+    this.#groupQueue = options.group === undefined ? undefined : (options.queue ?? `${exchange.name}.${event.name}.${options.group}`);
+    this.deadLetterQueue = options.deadLetterQueue ?? (this.#groupQueue === undefined ? `${exchange.name}.${event.name}.dead` : `${this.#groupQueue}.dead`);
+    this.#what = `${describeTarget({ service: event.service.name, method: event.name })} subscriber${options.group === undefined ? "" : ` (group ${options.group})`}`;
+    payloadCheck(event); // compile now, not on the first event
+    this.#consumer = new KeptConsumer(
+      this.#what,
+      {
+        open: () => connection.confirmChannel(),
+        prepare: (channel) => this.#prepare(channel),
+        deliver: (channel, msg) => this.#onDelivery(channel, msg),
+        connectionClosed: () => connection.closed,
+      },
+      bus.logger,
+    );
+  }
+
+  get queue(): string {
+    return this.#consumer.queue;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get skipped(): number {
+    return this.#skipped;
+  }
+
+  /** Declares exchange, queue and dead-letter queue, binds, and starts consuming. */
+  start(): Promise<void> {
+    return this.#consumer.start();
+  }
+
+  async #prepare(channel: ConfirmChannel): Promise<string> {
+    await channel.assertExchange(this.#exchange.name, this.#exchange.type, { durable: true });
+    const { queue } =
+      this.#groupQueue === undefined
+        ? await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false })
+        : await channel.assertQueue(this.#groupQueue, { durable: true });
+    await channel.assertQueue(this.deadLetterQueue, { durable: true });
+    await channel.bindQueue(queue, this.#exchange.name, this.#bindingKey);
+    await channel.prefetch(this.#limits.prefetch);
+    return queue;
+  }
+
+  #onDelivery(channel: ConfirmChannel, msg: ConsumeMessage): void {
+    this.#inFlight++;
+    void this.#handle(channel, msg).finally(() => {
+      if (--this.#inFlight === 0) this.#idle?.();
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#consumer.cancel();
+      if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+      await this.#consumer.close();
+      this.onClosed();
+    })();
+    return this.#closing;
+  }
+
+  async #handle(channel: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
+    const props = msg.properties;
+    if (props.type !== this.#event.name) {
+      // Another event of the same exchange (fanout, or a broad binding key): it is not ours to handle or to dead-letter.
+      this.#skipped++;
+      return settle(channel, msg);
+    }
+    const decoded = decodeBody(msg.content, props.contentType as string | undefined, this.#bus.maxMessageBytes);
+    if (!decoded.ok) return this.#deadLetter(channel, msg, "bad_message", decoded.reason);
+    const issues = payloadCheck(this.#event)(decoded.value);
+    if (issues !== undefined) return this.#deadLetter(channel, msg, "invalid_event", `invalid payload: ${formatIssues(issues)}`);
+    const headers = (props.headers as Record<string, unknown> | undefined) ?? {};
+    const attempt = readAttempt(headers);
+    const ctx: EventContext = {
+      service: this.#event.service.name,
+      event: this.#event.name,
+      exchange: origin(headers, ORIGIN_EXCHANGE_HEADER, msg.fields.exchange),
+      routingKey: origin(headers, ORIGIN_ROUTING_KEY_HEADER, msg.fields.routingKey),
+      messageId: typeof props.messageId === "string" ? props.messageId : undefined,
+      publishedAt: typeof props.timestamp === "number" ? new Date(props.timestamp * 1000) : undefined,
+      attempt,
+      redelivered: msg.fields.redelivered,
+      headers,
+    };
+    try {
+      await this.#handler(decoded.value as P, ctx);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      if (attempt >= this.#limits.maxAttempts) {
+        this.#bus.logger.error(`warren: ${this.#what}: handler failed ${attempt} time(s), dead-lettering to "${this.deadLetterQueue}": ${reason}`);
+        return this.#deadLetter(channel, msg, "handler_failed", reason);
+      }
+      this.#bus.logger.warn(`warren: ${this.#what}: handler failed (attempt ${attempt} of ${this.#limits.maxAttempts}), retrying: ${reason}`);
+      return this.#retry(channel, msg, attempt);
+    }
+    settle(channel, msg);
+  }
+
+  /** Waits, then puts a copy with the next attempt number at the back of the queue, then acknowledges the original. */
+  async #retry(channel: ConfirmChannel, msg: ConsumeMessage, attempt: number): Promise<void> {
+    const delay = Math.min(30_000, this.#limits.retryDelayMs * 2 ** (attempt - 1));
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    // After a reconnection a broadcast queue has a new name; the old channel is closed then and the original is redelivered or gone with its queue.
+    await this.#republish(channel, msg, this.queue, { [ATTEMPT_HEADER]: attempt + 1 });
+  }
+
+  /** Publishes the event to the dead-letter queue with why, then acknowledges the original. */
+  #deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, error: string): Promise<void> {
+    this.#bus.logger.warn(`warren: ${this.#what}: dead-lettered an event to "${this.deadLetterQueue}" (${reason}: ${error.slice(0, 200)})`);
+    return this.#republish(channel, msg, this.deadLetterQueue, {
+      [DEAD_REASON_HEADER]: reason,
+      [DEAD_ERROR_HEADER]: error.slice(0, 1000),
+      [DEAD_QUEUE_HEADER]: this.queue,
+      [ATTEMPT_HEADER]: readAttempt(msg.properties.headers as Record<string, unknown> | undefined),
+    });
+  }
+
+  /**
+   * Copies `msg` to `queue` with extra headers and acknowledges the original
+   * only once the broker confirms the copy: if anything fails in between, the
+   * original is redelivered (a duplicate, never a loss).
+   */
+  async #republish(channel: ConfirmChannel, msg: ConsumeMessage, queue: string, extra: Record<string, unknown>): Promise<void> {
+    const p = msg.properties;
+    const headers = (p.headers as Record<string, unknown> | undefined) ?? {};
+    const options: Options.Publish = {
+      headers: {
+        ...headers,
+        [ORIGIN_EXCHANGE_HEADER]: origin(headers, ORIGIN_EXCHANGE_HEADER, msg.fields.exchange),
+        [ORIGIN_ROUTING_KEY_HEADER]: origin(headers, ORIGIN_ROUTING_KEY_HEADER, msg.fields.routingKey),
+        ...extra,
+      },
+      persistent: p.deliveryMode === 2,
+      ...(p.contentType === undefined ? {} : { contentType: p.contentType as string }),
+      ...(p.type === undefined ? {} : { type: p.type as string }),
+      ...(p.messageId === undefined ? {} : { messageId: p.messageId as string }),
+      ...(p.timestamp === undefined ? {} : { timestamp: p.timestamp as number }),
+    };
+    try {
+      await new Promise<void>((resolve, reject) => channel.publish("", queue, msg.content, options, (err) => (err ? reject(err) : resolve())));
+      settle(channel, msg);
+    } catch (err) {
+      this.#bus.logger.error(`warren: ${this.#what}: could not move an event to "${queue}" (${(err as Error).message}); the broker will redeliver it`);
+    }
+  }
+}
+
+/** Where the event was first published: the origin header a retry copy carries, else the delivery's own field. */
+function origin(headers: Record<string, unknown>, name: string, delivered: string): string {
+  const value = headers[name];
+  return typeof value === "string" ? value : delivered;
+}
+
+/** Acknowledges `msg`; on a channel that has closed meanwhile the broker redelivers it instead. */
+function settle(channel: ConfirmChannel, msg: ConsumeMessage): void {
+  try {
+    channel.ack(msg);
+  } catch {
+    /* channel closed: the message goes back to the queue */
+  }
+}

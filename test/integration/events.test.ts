@@ -1,0 +1,392 @@
+/**
+ * Typed events against the real broker: each exchange kind, broadcast and
+ * group subscriptions, validation at both ends, retries and dead letters,
+ * durability across subscriber restarts, and resuming after a lost connection.
+ */
+import type { ConsumeMessage } from "amqplib";
+import { describe, expect, it } from "vitest";
+import {
+  DEAD_ERROR_HEADER,
+  DEAD_REASON_HEADER,
+  DEAD_QUEUE_HEADER,
+  ValidationError,
+  defineService,
+  event,
+  type Connection,
+  type EventBus,
+  type EventContext,
+  type ExchangeType,
+  type SubscribeOptions,
+} from "../../src/index.js";
+import { rejection } from "../helpers/outcome.js";
+import { deleteAfter, deleteExchangeAfter, killConnection, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
+
+interface Order {
+  id: number;
+  region: string;
+}
+
+/** A service with two events on an exchange of `type`, published to a unique exchange. */
+function ordersService(type: ExchangeType, keys: { created: string; cancelled: string }) {
+  const payload = {
+    type: "object",
+    required: ["id", "region"],
+    additionalProperties: false,
+    properties: { id: { type: "integer", minimum: 0 }, region: { type: "string", minLength: 1 } },
+  } as const;
+  return defineService({
+    name: "Orders",
+    version: "1.0.0",
+    queue: "rpc.Orders",
+    methods: {},
+    exchange: { name: "events.Orders", type },
+    events: {
+      orderCreated: event<Order>({ name: "order_created", routingKey: keys.created, payload }),
+      orderCancelled: event<Order>({ name: "order_cancelled", routingKey: keys.cancelled, payload }),
+    },
+  });
+}
+type Orders = ReturnType<typeof ordersService>;
+
+interface World {
+  exchange: string;
+  bus(name?: string): Promise<{ bus: EventBus; conn: Connection; logs: string[] }>;
+}
+
+/** A unique exchange for this test, and buses that publish to it; everything they create is removed after the test. */
+function world(): World {
+  const exchange = deleteExchangeAfter(uniqueName("events"));
+  return {
+    exchange,
+    async bus(name = uniqueName("conn")) {
+      const logger = recordingLogger();
+      const conn = await openConnection(name, logger);
+      const bus = conn.events({ exchanges: { Orders: exchange } });
+      onTeardown(() => bus.close());
+      return { bus, conn, logs: logger.lines };
+    },
+  };
+}
+
+/** Subscribes, deleting the group's queue and the dead-letter queue after the test. */
+async function subscribe(
+  bus: EventBus,
+  ev: Orders["events"]["orderCreated"],
+  handler: (p: Order, ctx: EventContext) => void | Promise<void>,
+  options: SubscribeOptions = {},
+) {
+  const sub = await bus.subscribe(ev, handler, options);
+  if (options.group !== undefined) deleteAfter(sub.queue);
+  deleteAfter(sub.deadLetterQueue);
+  return sub;
+}
+
+/** Collects what a handler saw. */
+function recorder() {
+  const seen: { payload: Order; ctx: EventContext }[] = [];
+  const handler = (payload: Order, ctx: EventContext) => {
+    seen.push({ payload, ctx });
+  };
+  return { seen, handler, ids: () => seen.map((s) => s.payload.id).sort((a, b) => a - b) };
+}
+
+/** Resolves once `check` holds, failing with `what` after `ms`. */
+async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Reads every message in `queue` (without consuming for good: they are acked, the queue is the test's). */
+async function drain(conn: Connection, queue: string, expected: number): Promise<ConsumeMessage[]> {
+  const ch = await conn.channel();
+  onTeardown(() => ch.close().catch(() => {}));
+  const got: ConsumeMessage[] = [];
+  await ch.consume(queue, (m) => m && got.push(m), { noAck: true });
+  await until(() => got.length >= expected, `${expected} message(s) in ${queue}`);
+  await sleep(50);
+  return got;
+}
+
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from);
+
+describe("topic exchange", () => {
+  const Orders = ordersService("topic", { created: "orders.{region}.created", cancelled: "orders.{region}.cancelled" });
+
+  it("fills the routing key from the payload and matches bindings with * and #", async () => {
+    const w = world();
+    const { bus } = await w.bus();
+    const eu = recorder();
+    const all = recorder();
+    const cancelled = recorder();
+    await subscribe(bus, Orders.events.orderCreated, eu.handler, { bindingKey: "orders.eu.*" });
+    await subscribe(bus, Orders.events.orderCreated, all.handler); // default: orders.*.created
+    const wide = await subscribe(bus, Orders.events.orderCancelled, cancelled.handler, { bindingKey: "orders.#" });
+
+    for (const id of range(6)) await bus.publish(Orders.events.orderCreated, { id, region: id % 2 === 0 ? "eu" : "us" });
+    for (const id of range(3, 100)) await bus.publish(Orders.events.orderCancelled, { id, region: "us" });
+
+    await until(() => all.seen.length === 6 && cancelled.seen.length === 3 && eu.seen.length === 3 && wide.skipped === 6, "deliveries");
+    expect(eu.ids()).toEqual([0, 2, 4]);
+    expect(eu.seen.every((s) => s.ctx.routingKey === "orders.eu.created")).toBe(true);
+    expect(all.ids()).toEqual(range(6));
+    expect(cancelled.ids()).toEqual([100, 101, 102]);
+    // orders.# also matched the six created events: acknowledged and skipped, not handled as the wrong type
+    expect(wide.skipped).toBe(6);
+    const ctx = all.seen[0]!.ctx;
+    expect(ctx).toMatchObject({ service: "Orders", event: "order_created", exchange: w.exchange, attempt: 1, redelivered: false });
+    expect(ctx.messageId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ctx.publishedAt).toBeInstanceOf(Date);
+  });
+
+  it("refuses a payload that fails its schema or cannot fill the routing key, and publishes nothing", async () => {
+    const w = world();
+    const { bus } = await w.bus();
+    const got = recorder();
+    const sub = await subscribe(bus, Orders.events.orderCreated, got.handler, { group: "g" });
+
+    const bad = await rejection(bus.publish(Orders.events.orderCreated, { id: -1, region: "eu", extra: true } as unknown as Order));
+    expect(bad).toBeInstanceOf(ValidationError);
+    expect(bad.code).toBe("invalid_event");
+    expect((bad as ValidationError).issues.map((i) => i.path).sort()).toEqual(["/extra", "/id"]);
+    expect(bad.message).toContain("Orders.order_created");
+
+    const dotted = await rejection(bus.publish(Orders.events.orderCreated, { id: 1, region: "eu.west" }));
+    expect(dotted.code).toBe("invalid_event");
+    expect(dotted.message).toContain("/region");
+
+    await bus.publish(Orders.events.orderCreated, { id: 7, region: "eu" });
+    await until(() => got.seen.length === 1, "the valid event");
+    await sleep(100);
+    expect(got.ids()).toEqual([7]);
+    expect(sub.inFlight).toBe(0);
+  });
+});
+
+describe("direct exchange", () => {
+  const Orders = ordersService("direct", { created: "created", cancelled: "cancelled" });
+
+  it("routes on the exact key only", async () => {
+    const w = world();
+    const { bus } = await w.bus();
+    const created = recorder();
+    const cancelled = recorder();
+    await subscribe(bus, Orders.events.orderCreated, created.handler);
+    await subscribe(bus, Orders.events.orderCancelled, cancelled.handler);
+    await bus.publish(Orders.events.orderCreated, { id: 1, region: "eu" });
+    await bus.publish(Orders.events.orderCancelled, { id: 2, region: "eu" });
+    await bus.publish(Orders.events.orderCreated, { id: 3, region: "eu" });
+    await until(() => created.seen.length === 2 && cancelled.seen.length === 1, "deliveries");
+    await sleep(100);
+    expect(created.ids()).toEqual([1, 3]);
+    expect(cancelled.ids()).toEqual([2]);
+  });
+
+  it("asks for an exact binding key when the routing key has placeholders", async () => {
+    const Regional = ordersService("direct", { created: "created.{region}", cancelled: "cancelled" });
+    const w = world();
+    const { bus } = await w.bus();
+    await expect(bus.subscribe(Regional.events.orderCreated, () => {})).rejects.toThrow(/direct exchange needs an exact binding key; pass \{ bindingKey: "created\.<region>" \}/);
+    const eu = recorder();
+    await subscribe(bus, Regional.events.orderCreated, eu.handler, { bindingKey: "created.eu" });
+    await bus.publish(Regional.events.orderCreated, { id: 1, region: "us" });
+    await bus.publish(Regional.events.orderCreated, { id: 2, region: "eu" });
+    await until(() => eu.seen.length === 1, "the eu event");
+    await sleep(100);
+    expect(eu.ids()).toEqual([2]);
+  });
+});
+
+describe("fanout exchange", () => {
+  const Orders = ordersService("fanout", { created: "created", cancelled: "cancelled" });
+
+  it("broadcast: every subscriber instance sees every event; other events of the exchange are skipped", async () => {
+    const w = world();
+    const a = recorder();
+    const b = recorder();
+    const subA = await subscribe((await w.bus()).bus, Orders.events.orderCreated, a.handler);
+    const subB = await subscribe((await w.bus()).bus, Orders.events.orderCreated, b.handler);
+    expect(subA.queue).not.toBe(subB.queue);
+    const { bus } = await w.bus();
+    for (const id of range(20)) await bus.publish(Orders.events.orderCreated, { id, region: "eu" });
+    await bus.publish(Orders.events.orderCancelled, { id: 99, region: "eu" });
+    await until(() => a.seen.length === 20 && b.seen.length === 20 && subA.skipped === 1 && subB.skipped === 1, "deliveries");
+    expect(a.ids()).toEqual(range(20));
+    expect(b.ids()).toEqual(range(20));
+  });
+});
+
+describe("consumer groups", () => {
+  const Orders = ordersService("topic", { created: "orders.{region}.created", cancelled: "orders.{region}.cancelled" });
+
+  it("hands each event to one member of a group, spread across members, and to every group", async () => {
+    const w = world();
+    const slow = (r: ReturnType<typeof recorder>) => async (p: Order, ctx: EventContext) => {
+      await sleep(2);
+      r.handler(p, ctx);
+    };
+    const m1 = recorder();
+    const m2 = recorder();
+    const other = recorder();
+    const s1 = await subscribe((await w.bus()).bus, Orders.events.orderCreated, slow(m1), { group: "billing", prefetch: 4 });
+    const s2 = await subscribe((await w.bus()).bus, Orders.events.orderCreated, slow(m2), { group: "billing", prefetch: 4 });
+    await subscribe((await w.bus()).bus, Orders.events.orderCreated, other.handler, { group: "shipping" });
+    expect(s1.queue).toBe(`${w.exchange}.order_created.billing`);
+    expect(s2.queue).toBe(s1.queue);
+
+    const { bus } = await w.bus();
+    await Promise.all(range(200).map((id) => bus.publish(Orders.events.orderCreated, { id, region: "eu" })));
+    await until(() => m1.seen.length + m2.seen.length === 200 && other.seen.length === 200, "200 events per group");
+    await sleep(200);
+    const billing = [...m1.ids(), ...m2.ids()].sort((a, b) => a - b);
+    expect(billing).toEqual(range(200)); // each exactly once
+    expect(m1.seen.length).toBeGreaterThan(20);
+    expect(m2.seen.length).toBeGreaterThan(20);
+    expect(other.ids()).toEqual(range(200));
+  });
+
+  it("keeps events for a stopped group: 100 published while no member runs all arrive when one starts", async () => {
+    const w = world();
+    const first = recorder();
+    const sub = await subscribe((await w.bus()).bus, Orders.events.orderCreated, first.handler, { group: "durable" });
+    await sub.close();
+
+    const { bus, conn } = await w.bus();
+    for (const id of range(100)) await bus.publish(Orders.events.orderCreated, { id, region: "eu" });
+    const ch = await conn.channel();
+    expect((await ch.checkQueue(sub.queue)).messageCount).toBe(100);
+    await ch.close();
+
+    const later = recorder();
+    await subscribe((await w.bus()).bus, Orders.events.orderCreated, later.handler, { group: "durable" });
+    await until(() => later.seen.length === 100, "the 100 stored events");
+    expect(later.ids()).toEqual(range(100));
+    expect(first.seen).toEqual([]);
+    expect(later.seen.every((s) => s.ctx.exchange === w.exchange && s.ctx.routingKey === "orders.eu.created")).toBe(true);
+  });
+
+  it("publishes persistent events and declares the exchange and group queue durable", async () => {
+    const w = world();
+    const sub = await subscribe((await w.bus()).bus, Orders.events.orderCreated, () => {}, { group: "props" });
+    await sub.close();
+    const { bus, conn } = await w.bus();
+    await bus.publish(Orders.events.orderCreated, { id: 1, region: "eu" }, { headers: { traceparent: "00-abc-def-01" } });
+    const [msg] = await drain(conn, sub.queue, 1);
+    expect(msg!.properties).toMatchObject({ deliveryMode: 2, contentType: "application/json", type: "order_created", headers: { traceparent: "00-abc-def-01" } });
+    expect(JSON.parse(msg!.content.toString())).toEqual({ id: 1, region: "eu" });
+    // Re-declaring with durable: false would fail if they were not durable.
+    const ch = await conn.channel();
+    await expect(ch.assertQueue(sub.queue, { durable: true })).resolves.toBeTruthy();
+    await expect(ch.assertExchange(w.exchange, "topic", { durable: true })).resolves.toBeTruthy();
+    await ch.close();
+  });
+});
+
+describe("failures", () => {
+  const Orders = ordersService("topic", { created: "orders.{region}.created", cancelled: "orders.{region}.cancelled" });
+
+  it("dead-letters an event that is not JSON or fails its schema on receipt, with the reason, and keeps going", async () => {
+    const w = world();
+    const { bus, conn, logs } = await w.bus();
+    const got = recorder();
+    const sub = await subscribe(bus, Orders.events.orderCreated, got.handler, { group: "strict" });
+    const ch = await conn.channel();
+    onTeardown(() => ch.close().catch(() => {}));
+    const props = { type: "order_created", contentType: "application/json", persistent: true };
+    ch.publish(w.exchange, "orders.eu.created", Buffer.from("{not json"), props);
+    ch.publish(w.exchange, "orders.eu.created", Buffer.from(JSON.stringify({ id: "seven", region: "eu" })), props);
+    ch.publish(w.exchange, "orders.eu.created", Buffer.from(JSON.stringify({ id: 1, region: "eu" })), { ...props, contentType: "text/plain" });
+    await bus.publish(Orders.events.orderCreated, { id: 8, region: "eu" });
+
+    await until(() => got.seen.length === 1, "the valid event");
+    const dead = await drain(conn, sub.deadLetterQueue, 3);
+    expect(dead).toHaveLength(3);
+    const reasons = dead.map((m) => [m.properties.headers?.[DEAD_REASON_HEADER], String(m.properties.headers?.[DEAD_ERROR_HEADER])]);
+    expect(reasons[0]).toEqual(["bad_message", expect.stringContaining("not JSON")]);
+    expect(reasons[1]).toEqual(["invalid_event", expect.stringContaining("/id must be integer")]);
+    expect(reasons[2]).toEqual(["bad_message", expect.stringContaining("content_type")]);
+    expect(dead.every((m) => m.properties.headers?.[DEAD_QUEUE_HEADER] === sub.queue)).toBe(true);
+    expect(dead[1]!.content.toString()).toBe(JSON.stringify({ id: "seven", region: "eu" })); // the body is kept as it was
+    expect(got.ids()).toEqual([8]);
+    const q = await conn.channel();
+    expect((await q.checkQueue(sub.queue)).messageCount).toBe(0); // nothing requeued in a loop
+    await q.close();
+    expect(logs.some((l) => l.includes("dead-lettered"))).toBe(true);
+  });
+
+  it("retries a failing handler, and the attempt number reaches the handler", async () => {
+    const w = world();
+    const { bus } = await w.bus();
+    const attempts: number[] = [];
+    await subscribe(
+      bus,
+      Orders.events.orderCreated,
+      (_p, ctx) => {
+        attempts.push(ctx.attempt);
+        if (ctx.attempt < 3) throw new Error("database unavailable");
+      },
+      { group: "flaky", retryDelayMs: 10 },
+    );
+    await bus.publish(Orders.events.orderCreated, { id: 1, region: "eu" });
+    await until(() => attempts.length === 3, "three attempts");
+    await sleep(200);
+    expect(attempts).toEqual([1, 2, 3]);
+  });
+
+  it("dead-letters after maxAttempts with the error recorded", async () => {
+    const w = world();
+    const { bus, conn } = await w.bus();
+    let calls = 0;
+    const sub = await subscribe(
+      bus,
+      Orders.events.orderCreated,
+      (_p, ctx) => {
+        calls++;
+        expect(ctx.routingKey).toBe("orders.eu.created"); // a retry copy still says where it was published
+        throw new Error(`still broken (${ctx.attempt})`);
+      },
+      { group: "broken", maxAttempts: 3, retryDelayMs: 5 },
+    );
+    await bus.publish(Orders.events.orderCreated, { id: 5, region: "eu" });
+    const [dead] = await drain(conn, sub.deadLetterQueue, 1);
+    expect(calls).toBe(3);
+    expect(dead!.properties.headers).toMatchObject({
+      [DEAD_REASON_HEADER]: "handler_failed",
+      [DEAD_ERROR_HEADER]: "still broken (3)",
+      "x-warren-attempt": 3,
+      "x-warren-exchange": w.exchange,
+      "x-warren-routing-key": "orders.eu.created",
+    });
+    expect(dead!.properties.deliveryMode).toBe(2);
+    expect(JSON.parse(dead!.content.toString())).toEqual({ id: 5, region: "eu" });
+    await sleep(100);
+    expect(calls).toBe(3);
+  });
+
+  it("resumes a subscription after the broker drops its connection", async () => {
+    const w = world();
+    const name = uniqueName("sub-conn");
+    const { bus, conn } = await w.bus(name);
+    const got = recorder();
+    await subscribe(bus, Orders.events.orderCreated, got.handler, { group: "resilient" });
+    const reconnected = new Promise<void>((r) => conn.once("connected", () => r()));
+    expect(await killConnection(name)).toBe(1);
+    await reconnected;
+
+    const publisher = (await w.bus()).bus;
+    for (const id of range(10)) await publisher.publish(Orders.events.orderCreated, { id, region: "eu" });
+    await until(() => got.seen.length === 10, "events after the reconnection", 15_000);
+    expect(got.ids()).toEqual(range(10));
+  });
+
+  it("rejects publishing on a closed bus with canceled", async () => {
+    const w = world();
+    const { bus } = await w.bus();
+    await bus.close();
+    const err = await rejection(bus.publish(Orders.events.orderCreated, { id: 1, region: "eu" }));
+    expect(err.code).toBe("canceled");
+  });
+});
+
