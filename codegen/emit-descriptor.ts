@@ -4,7 +4,7 @@
  */
 import type { SourceFile } from "ts-morph";
 import { VariableDeclarationKind } from "ts-morph";
-import type { MethodModel, Model, ServiceModel } from "./model.js";
+import type { EventModel, MethodModel, Model, ServiceModel } from "./model.js";
 import { docText, jsDocBlock, propertyKey, stringLiteral } from "./text.js";
 
 const WIDTH = 100;
@@ -38,10 +38,15 @@ function methodLiteral(m: MethodModel, indent: string): string {
   return `method<${request}, ${response}, ${error}>(${literal(spec, indent)})`;
 }
 
+function eventLiteral(e: EventModel, indent: string): string {
+  return `event<${e.payloadType}>(${literal({ name: e.wireName, description: e.description, routingKey: e.routingKey, payload: e.payload }, indent)})`;
+}
+
 /** Fills `file` with the service descriptor. */
 export function emitDescriptor(file: SourceFile, service: ServiceModel, model: Model, runtime: string): void {
-  file.addImportDeclaration({ moduleSpecifier: runtime, namedImports: service.methods.length > 0 ? ["defineService", "method"] : ["defineService"] });
-  const typeNames = service.methods.flatMap((m) => [m.types.request, m.types.response, m.types.error]);
+  const runtimeNames = ["defineService", ...(service.events.length > 0 ? ["event"] : []), ...(service.methods.length > 0 ? ["method"] : [])];
+  file.addImportDeclaration({ moduleSpecifier: runtime, namedImports: runtimeNames });
+  const typeNames = [...service.methods.flatMap((m) => [m.types.request, m.types.response, m.types.error]), ...service.events.map((e) => e.payloadType)];
   if (typeNames.length > 0) file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: "./types.js", namedImports: [...new Set(typeNames)].sort() });
   const shared = new Map(model.shared.map((d) => [d.name, d.schema]));
   const defs = Object.fromEntries([
@@ -58,11 +63,20 @@ export function emitDescriptor(file: SourceFile, service: ServiceModel, model: M
   const lines = Object.entries(head).map(([k, v]) => `  ${propertyKey(k)}: ${literal(v, "  ")},\n`);
   const methods = service.methods.map((m) => `${jsDocBlock(m.description, "    ")}    ${m.tsName}: ${methodLiteral(m, "    ")},\n`);
   const methodsText = methods.length === 0 ? "  methods: {},\n" : `  methods: {\n${methods.join("")}  },\n`;
-  const initializer = `defineService({\n${lines.join("")}${methodsText}})`;
+  // Services without events keep the runtime's default exchange and an unchanged descriptor.
+  const hasEvents = service.events.length > 0;
+  const exchangeText = hasEvents || service.exchange.explicit ? `  exchange: ${literal({ name: service.exchange.name, type: service.exchange.type }, "  ")},\n` : "";
+  const events = service.events.map((e) => `${jsDocBlock(e.description, "    ")}    ${e.tsName}: ${eventLiteral(e, "    ")},\n`);
+  const eventsText = hasEvents ? `  events: {\n${events.join("")}  },\n` : "";
+  const initializer = `defineService({\n${lines.join("")}${methodsText}${exchangeText}${eventsText}})`;
   file.addVariableStatement({
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
-    docs: [docText(`${service.description}\n\nDescriptor of ${service.name} ${service.version}; default queue \`${service.queue}\`.`)],
+    docs: [
+      docText(
+        `${service.description}\n\nDescriptor of ${service.name} ${service.version}; default queue \`${service.queue}\`${hasEvents ? `; events on the ${service.exchange.type} exchange \`${service.exchange.name}\`` : ""}.`,
+      ),
+    ],
     declarations: [{ name: service.names.descriptor, initializer }],
   });
 }

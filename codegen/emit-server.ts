@@ -53,16 +53,18 @@ export function exportedTypeNames(service: ServiceModel): string[] {
   for (const m of service.methods) {
     names.push(m.types.request, m.types.response, m.types.error, ...m.errors.flatMap((e) => (e.dataType ? [e.dataType] : [])));
   }
+  names.push(...service.events.map((e) => e.payloadType));
   return [...new Set(names)];
 }
 
-/** Fills `file` with a service's index: its descriptor, client, binder and types. */
+/** Fills `file` with a service's index: its descriptor, client, binder, event classes and types. */
 export function emitServiceIndex(file: SourceFile, service: ServiceModel): void {
   const { descriptor, client, handlers, serve } = service.names;
   file.addExportDeclaration({ moduleSpecifier: "./descriptor.js", namedExports: [descriptor] });
   file.addExportDeclaration({ moduleSpecifier: "./client.js", namedExports: [client] });
   file.addExportDeclaration({ moduleSpecifier: "./server.js", namedExports: [serve] });
   file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: "./server.js", namedExports: [handlers] });
+  if (service.events.length > 0) file.addExportDeclaration({ moduleSpecifier: "./events.js", namedExports: [service.names.publisher, service.names.subscriber] });
   const types = exportedTypeNames(service);
   if (types.length > 0) file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: "./types.js", namedExports: types });
   if (service.sharedTypes.length > 0) {
@@ -74,7 +76,8 @@ export function emitServiceIndex(file: SourceFile, service: ServiceModel): void 
 export function emitRootIndex(file: SourceFile, model: Model): void {
   for (const s of model.services) {
     const from = `./${s.names.dir}/index.js`;
-    file.addExportDeclaration({ moduleSpecifier: from, namedExports: [s.names.descriptor, s.names.client, s.names.serve] });
+    const eventClasses = s.events.length > 0 ? [s.names.publisher, s.names.subscriber] : [];
+    file.addExportDeclaration({ moduleSpecifier: from, namedExports: [s.names.descriptor, s.names.client, s.names.serve, ...eventClasses] });
     file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: from, namedExports: [s.names.handlers] });
     if (exportedTypeNames(s).length > 0) file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: `./${s.names.dir}/types.js`, namespaceExport: s.names.types });
   }

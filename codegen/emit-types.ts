@@ -57,7 +57,7 @@ export async function declareTypes(named: readonly NamedSchema[]): Promise<strin
   return parts.join("\n");
 }
 
-/** Every named schema a service's types.ts declares: own defs, then per method request, response, error data. */
+/** Every named schema a service's types.ts declares: own defs, then per method request, response, error data, then event payloads. */
 export function serviceTypeSchemas(service: ServiceModel): NamedSchema[] {
   const out: NamedSchema[] = [...service.ownDefs];
   const at = (pointer: string) => ({ file: service.file, pointer });
@@ -67,6 +67,9 @@ export function serviceTypeSchemas(service: ServiceModel): NamedSchema[] {
     for (const e of m.errors) {
       if (e.data !== undefined && e.dataType !== undefined) out.push({ name: e.dataType, schema: withDoc(e.data, `Data of the \`${e.code}\` error of \`${m.wireName}\`: ${e.description}`), ...at("") });
     }
+  }
+  for (const e of service.events) {
+    if (pureRefName(e.payload) !== e.payloadType) out.push({ name: e.payloadType, schema: withDoc(e.payload, `Payload of the \`${e.wireName}\` event: ${e.description}`), ...at("") });
   }
   return out;
 }

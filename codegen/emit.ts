@@ -6,6 +6,7 @@
 import { IndentationText, NewLineKind, Project, QuoteKind, ts, type SourceFile } from "ts-morph";
 import { emitClient } from "./emit-client.js";
 import { emitDescriptor } from "./emit-descriptor.js";
+import { emitEvents } from "./emit-events.js";
 import { emitRootIndex, emitServer, emitServiceIndex } from "./emit-server.js";
 import { addErrorUnions, declareTypes, mentionedNames, serviceTypeSchemas } from "./emit-types.js";
 import type { Model, ServiceModel } from "./model.js";
@@ -79,5 +80,6 @@ function emitService(
   build(`${dir}/descriptor.ts`, source, (f) => emitDescriptor(f, s, model, options.runtime));
   build(`${dir}/client.ts`, source, (f) => emitClient(f, s, options.runtime));
   build(`${dir}/server.ts`, source, (f) => emitServer(f, s, options.runtime));
+  if (s.events.length > 0) build(`${dir}/events.ts`, source, (f) => emitEvents(f, s, options.runtime));
   build(`${dir}/index.ts`, source, (f) => emitServiceIndex(f, s));
 }

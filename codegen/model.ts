@@ -12,8 +12,10 @@ import {
   RESERVED_METHOD_NAMES,
   RUNTIME_IMPORTS,
   camelCase,
+  defaultExchangeName,
   defaultQueue,
   errorDataTypeName,
+  eventTypeName,
   methodTypeNames,
   serviceNames,
 } from "./naming.js";
@@ -45,6 +47,28 @@ export interface MethodModel {
   readonly types: { readonly request: string; readonly response: string; readonly error: string };
 }
 
+/** One event, with its payload schema already bundled. */
+export interface EventModel {
+  /** Name on the wire (the message's `type`), as written in the contract (`order_created`). */
+  readonly wireName: string;
+  /** TypeScript name (`orderCreated`). */
+  readonly tsName: string;
+  readonly description: string;
+  readonly payload: Schema;
+  /** Routing key template, e.g. `orders.{region}.created`. */
+  readonly routingKey: string;
+  /** Exported type name of the payload (`OrderCreatedEvent`). */
+  readonly payloadType: string;
+}
+
+/** The exchange a service's events go to. */
+export interface ExchangeModel {
+  readonly name: string;
+  readonly type: "topic" | "direct" | "fanout";
+  /** True when the contract wrote `exchange` (then the descriptor spells it out even without events). */
+  readonly explicit: boolean;
+}
+
 /** One service, ready to emit. */
 export interface ServiceModel {
   readonly name: string;
@@ -61,6 +85,8 @@ export interface ServiceModel {
   /** Shared type names this service uses (transitively), sorted. */
   readonly sharedTypes: readonly string[];
   readonly methods: readonly MethodModel[];
+  readonly exchange: ExchangeModel;
+  readonly events: readonly EventModel[];
 }
 
 /** Everything one codegen run emits. */
@@ -87,7 +113,9 @@ interface ServiceDoc {
   version: string;
   description: string;
   queue?: string;
-  methods: Record<string, MethodDoc>;
+  methods?: Record<string, MethodDoc>;
+  exchange?: { name?: string; type?: ExchangeModel["type"] };
+  events?: Record<string, { description: string; payload: Schema; routingKey?: string }>;
 }
 interface MethodDoc {
   description: string;
@@ -123,7 +151,7 @@ function buildService(file: LoadedFile, bundler: Bundler, sink: ErrorSink): Serv
   });
 
   const tsNames = new Map<string, string>();
-  const methods = Object.entries(doc.methods).map(([wireName, m]): MethodModel => {
+  const methods = Object.entries(doc.methods ?? {}).map(([wireName, m]): MethodModel => {
     const at = pointerJoin("/methods", wireName);
     const tsName = camelCase(wireName);
     if (RESERVED_METHOD_NAMES.has(tsName) || RESERVED_METHOD_NAMES.has(wireName)) {
@@ -162,6 +190,30 @@ function buildService(file: LoadedFile, bundler: Bundler, sink: ErrorSink): Serv
     };
   });
 
+  const eventTsNames = new Map<string, string>();
+  const events = Object.entries(doc.events ?? {}).map(([wireName, e]): EventModel => {
+    const at = pointerJoin("/events", wireName);
+    const tsName = camelCase(wireName);
+    const other = eventTsNames.get(tsName);
+    if (other !== undefined) sink.add(file.display, at, `events "${other}" and "${wireName}" both become "${tsName}" in TypeScript`);
+    eventTsNames.set(tsName, wireName);
+    const payloadType = eventTypeName(tsName);
+    const payload = rewrite(e.payload, pointerJoin(at, "payload"));
+    if (other === undefined && pureRefName(payload) !== payloadType) names.claim(payloadType, pointerJoin(at, "payload"), `the payload type of event ${wireName}`);
+    const routingKey = e.routingKey ?? wireName;
+    checkPlaceholders(routingKey, e.payload, file, pointerJoin(at, "routingKey"), sink);
+    return { wireName, tsName, description: e.description, payload, routingKey, payloadType };
+  });
+  if (events.length > 0) {
+    names.claim(service.publisher, "/service", "the publisher class");
+    names.claim(service.subscriber, "/service", "the subscriber class");
+  }
+  const exchange: ExchangeModel = {
+    name: doc.exchange?.name ?? defaultExchangeName(doc.service),
+    type: doc.exchange?.type ?? "topic",
+    explicit: doc.exchange !== undefined,
+  };
+
   const sharedTypes = bundler.closure(direct);
   for (const name of sharedTypes) names.claim(name, "", `the shared type ${name}`);
   return {
@@ -175,7 +227,30 @@ function buildService(file: LoadedFile, bundler: Bundler, sink: ErrorSink): Serv
     ownDefs,
     sharedTypes,
     methods,
+    exchange,
+    events,
   };
+}
+
+/**
+ * Each `{field}` of a routing key must be a required top-level field of the
+ * payload, when the payload is an inline object schema or a `$ref` to one of
+ * this file's `$defs` (other payloads are checked at publish time).
+ */
+function checkPlaceholders(routingKey: string, payload: Schema, file: LoadedFile, pointer: string, sink: ErrorSink): void {
+  const fields = [...routingKey.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]!);
+  if (fields.length === 0) return;
+  let schema: Schema | undefined = payload;
+  const ref = typeof payload === "object" ? payload.$ref : undefined;
+  if (typeof ref === "string") {
+    const local = /^#\/\$defs\/([^/]+)$/.exec(ref)?.[1];
+    schema = local === undefined ? undefined : (defsOf(file)[local] as Schema | undefined);
+  }
+  if (typeof schema !== "object" || schema.type !== "object") return;
+  const required = new Set(Array.isArray(schema.required) ? (schema.required as string[]) : []);
+  for (const field of fields) {
+    if (!required.has(field)) sink.add(file.display, pointer, `routing key placeholder {${field}} must name a required top-level field of the payload`);
+  }
 }
 
 /** The exported names of one service's modules; a second claim of a name is an error. */
@@ -203,7 +278,10 @@ function checkAcrossServices(services: readonly ServiceModel[], shared: readonly
       [`service:${s.name}`, "/service", `service name "${s.name}"`],
       [`dir:${s.names.dir.toLowerCase()}`, "/service", `output directory "${s.names.dir}"`],
       [`queue:${s.queue}`, s.queue === defaultQueue(s.name) ? "/service" : "/queue", `queue "${s.queue}"`],
-      ...[s.names.descriptor, s.names.client, s.names.handlers, s.names.serve, s.names.types].map(
+      ...(s.events.length > 0 || s.exchange.explicit
+        ? [[`exchange:${s.exchange.name}`, s.exchange.explicit ? "/exchange" : "/service", `exchange "${s.exchange.name}"`] as [string, string, string]]
+        : []),
+      ...[s.names.descriptor, s.names.client, s.names.handlers, s.names.serve, s.names.types, ...(s.events.length > 0 ? [s.names.publisher, s.names.subscriber] : [])].map(
         (n): [string, string, string] => [`export:${n}`, "/service", `exported name "${n}"`],
       ),
     ];

@@ -58,16 +58,42 @@ export function errorDataTypeName(tsName: string, code: string): string {
   return `${capitalize(tsName)}${pascalCase(code)}Data`;
 }
 
+/** Type of an event's payload: `order_created` (`orderCreated`) -> `OrderCreatedEvent`. */
+export function eventTypeName(tsName: string): string {
+  return `${capitalize(tsName)}Event`;
+}
+
+/** Member names of an event in the generated publisher and subscriber: `publishOrderCreated`, `onOrderCreated`. */
+export function eventMemberNames(tsName: string): { publish: string; on: string } {
+  return { publish: `publish${capitalize(tsName)}`, on: `on${capitalize(tsName)}` };
+}
+
 /** Exported names of one service's generated modules. */
-export function serviceNames(service: string): { descriptor: string; client: string; handlers: string; serve: string; types: string; dir: string } {
+export function serviceNames(service: string): {
+  descriptor: string;
+  client: string;
+  handlers: string;
+  serve: string;
+  publisher: string;
+  subscriber: string;
+  types: string;
+  dir: string;
+} {
   return {
     descriptor: service,
     client: `${service}Client`,
     handlers: `${service}Handlers`,
     serve: `serve${service}`,
+    publisher: `${service}Publisher`,
+    subscriber: `${service}Subscriber`,
     types: `${service}Types`,
     dir: kebabCase(service),
   };
+}
+
+/** The default event exchange of a service (a topic exchange). */
+export function defaultExchangeName(service: string): string {
+  return `events.${service}`;
 }
 
 /** The default request queue of a service. */
@@ -91,6 +117,12 @@ export const RUNTIME_IMPORTS: readonly string[] = [
   "defineService",
   "method",
   "RpcError",
+  "event",
+  "EventTransport",
+  "EventHandler",
+  "PublishOptions",
+  "SubscribeOptions",
+  "Subscription",
 ];
 
 /** A method name as written in an interface: `new(...)` there would declare a construct signature, so it is quoted. */

@@ -92,6 +92,7 @@ function plural(n: number, word: string): string {
 /** `Calculator  schemas/calculator.service.json -> generated/calculator/  4 methods, 1 shared type` */
 function summary(s: ServiceModel, width: number, out: string): string {
   const counts = [plural(s.methods.length, "method")];
+  if (s.events.length > 0) counts.push(plural(s.events.length, "event"));
   if (s.ownDefs.length > 0) counts.push(plural(s.ownDefs.length, "type"));
   if (s.sharedTypes.length > 0) counts.push(plural(s.sharedTypes.length, "shared type"));
   return `${s.name.padEnd(width)}  ${s.file} -> ${out}/${s.names.dir}/  ${counts.join(", ")}`;

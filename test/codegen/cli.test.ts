@@ -29,6 +29,7 @@ test("prints one summary line per service", async () => {
   expect(r.out).toEqual([
     "Calculator  test/codegen/.tmp/cli/schemas/calculator.service.json -> test/codegen/.tmp/cli/generated/calculator/  4 methods, 2 types, 1 shared type",
     "Fibonacci   test/codegen/.tmp/cli/schemas/fibonacci.service.json -> test/codegen/.tmp/cli/generated/fibonacci/  1 method",
+    "Orders      test/codegen/.tmp/cli/schemas/orders.service.json -> test/codegen/.tmp/cli/generated/orders/  1 method, 2 events, 3 types",
     "Points      test/codegen/.tmp/cli/schemas/points.service.json -> test/codegen/.tmp/cli/generated/points/  1 method, 1 shared type",
   ]);
 });

@@ -23,6 +23,10 @@ const BAD: Record<string, RegExp> = {
   "queue-clash": /b\.service\.json#\/queue: queue "rpc\.shared" is already claimed by .*a\.service\.json/,
   "service-name-clash": /b\.service\.json#\/service: service name "Twin" is already claimed/,
   "nested-defs": /nested\.service\.json#\/methods\/go\/request\/tsType: "tsType" is not allowed/,
+  "event-placeholder": /shop\.service\.json#\/events\/sold\/routingKey: routing key placeholder \{region\} must name a required top-level field of the payload/,
+  "event-routing-key": /shop\.service\.json#\/events\/sold\/routingKey: must match pattern .*dot-separated words/,
+  "exchange-clash": /b\.service\.json#\/exchange: exchange "events\.shared" is already claimed by .*a\.service\.json/,
+  "event-name-clash": /clash\.service\.json#\/events\/orderCreated: events "order_created" and "orderCreated" both become "orderCreated"/,
 };
 
 describe.each(Object.entries(BAD))("%s", (name, expected) => {

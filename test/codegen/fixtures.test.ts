@@ -11,7 +11,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { FIXTURES, ROOT, TMP, cli, readTree, runtimeFor } from "./helpers.js";
 
-const GOOD = ["empty-service", "keyword-method-names", "cross-file-ref", "recursive-type", "hostile-text", "exact-types", "pure-ref-alias"];
+const GOOD = ["empty-service", "keyword-method-names", "cross-file-ref", "recursive-type", "hostile-text", "exact-types", "pure-ref-alias", "events-exchange-kinds"];
 const BASE = path.join(TMP, "fixtures");
 const outOf = (name: string) => path.join(BASE, name, "generated");
 const EVIL = 'Closes */ a comment, `backticks`, "quotes", \'single\', ${injected}, \\ backslash, \u2028 line sep, \u2029 para sep,\nnewline */ console.log("pwned") /*';
@@ -53,6 +53,35 @@ export const extra: R = { shape: { kind: "square", side: 1 }, color: "red", othe
 export const nested: R = { shape: { kind: "square", side: 1 }, color: "red", meta: { nested: {} } };
 // @ts-expect-error extra values must be numbers
 export const extraValues: R = { shape: { kind: "square", side: 1 }, color: "red", extra: { a: "x" } };
+`,
+  "events-exchange-kinds": `
+import type { EventTransport } from "RUNTIME";
+import { AlertsPublisher, AuditSubscriber, Tracking, TrackingPublisher, TrackingSubscriber } from "./generated/index.js";
+declare const t: EventTransport;
+export async function use(): Promise<void> {
+  await new AlertsPublisher(t).publishAlertRaised({ level: "page", text: "disk full" });
+  // @ts-expect-error level outside the enum
+  await new AlertsPublisher(t).publishAlertRaised({ level: "panic", text: "x" });
+  // @ts-expect-error hub is an integer
+  await new TrackingPublisher(t).publishMoved({ parcel: "p", country: "de", hub: "x" });
+  const sub = await new TrackingSubscriber(t).onMoved(
+    (p, ctx) => {
+      p.hub satisfies number;
+      ctx.attempt satisfies number;
+      ctx.routingKey satisfies string;
+    },
+    { group: "billing", bindingKey: "parcels.de.#" },
+  );
+  sub.queue satisfies string;
+  await new AuditSubscriber(t).onLogin(({ user }) => {
+    user satisfies string;
+  });
+  Tracking.exchange.type satisfies "topic" | "direct" | "fanout";
+  // @ts-expect-error unknown subscribe option
+  await new AuditSubscriber(t).onLogout(() => {}, { grup: "x" });
+  // @ts-expect-error the subscriber has no publish methods
+  new AuditSubscriber(t).publishLogin({ user: "u" });
+}
 `,
   "recursive-type": `
 import type { TreeTypes } from "./generated/index.js";

@@ -18,6 +18,7 @@ import {
   type ExchangeType,
   type SubscribeOptions,
 } from "../../src/index.js";
+import { Orders as OrdersContract, OrdersPublisher, OrdersSubscriber, type OrdersTypes } from "../../generated/index.js";
 import { rejection } from "../helpers/outcome.js";
 import { deleteAfter, deleteExchangeAfter, killConnection, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
 
@@ -111,6 +112,35 @@ async function drain(conn: Connection, queue: string, expected: number): Promise
 }
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from);
+
+describe("generated publisher and subscriber", () => {
+  it("carry typed, validated events end to end", async () => {
+    const w = world();
+    const { bus } = await w.bus();
+    const placed: OrdersTypes.OrderPlacedEvent[] = [];
+    const shipped: string[] = [];
+    const subscriber = new OrdersSubscriber(bus);
+    const s1 = await subscriber.onOrderPlaced((order) => void placed.push(order), { group: "warehouse" });
+    const s2 = await subscriber.onOrderShipped((e, ctx) => void shipped.push(`${e.orderId}@${ctx.routingKey}`), { bindingKey: "orders.eu.*" });
+    for (const s of [s1, s2]) deleteAfter(s.deadLetterQueue);
+    deleteAfter(s1.queue);
+    expect(s1.queue).toBe(`${w.exchange}.order_placed.warehouse`);
+
+    const publisher = new OrdersPublisher(bus);
+    await publisher.publishOrderPlaced({ orderId: "o-1", region: "eu", items: [{ sku: "tea", quantity: 2 }] });
+    await publisher.publishOrderShipped({ orderId: "o-1", region: "eu", carrier: "post" });
+    await publisher.publishOrderShipped({ orderId: "o-2", region: "us", carrier: "post" });
+    const bad = await rejection(publisher.publishOrderPlaced({ orderId: "o-3", region: "mars" as "eu", items: [] }));
+    expect(bad.code).toBe("invalid_event");
+    expect(bad.message).toMatch(/Orders\.order_placed: invalid payload: \/region must be equal to one of the allowed values/);
+
+    await until(() => placed.length === 1 && shipped.length === 1, "deliveries");
+    await sleep(100);
+    expect(placed).toEqual([{ orderId: "o-1", region: "eu", items: [{ sku: "tea", quantity: 2 }] }]);
+    expect(shipped).toEqual(["o-1@orders.eu.shipped"]);
+    expect(OrdersContract.exchange).toEqual({ name: "events.Orders", type: "topic" });
+  });
+});
 
 describe("topic exchange", () => {
   const Orders = ordersService("topic", { created: "orders.{region}.created", cancelled: "orders.{region}.cancelled" });
