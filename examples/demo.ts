@@ -5,10 +5,12 @@
  */
 import { Calculator, CalculatorClient, serveCalculator } from "../generated/calculator/index.js";
 import { FibonacciClient, serveFibonacci } from "../generated/fibonacci/index.js";
+import { OrdersClient, OrdersPublisher, OrdersSubscriber, serveOrders } from "../generated/orders/index.js";
 import { PointsClient, servePoints } from "../generated/points/index.js";
 import { connect, isDeclaredError, isRpcError, type Connection } from "../src/index.js";
 import { calculatorHandlers } from "./services/calculator.js";
 import { fibonacciHandlers } from "./services/fibonacci.js";
+import { createOrdersHandlers } from "./services/orders.js";
 import { createPointsHandlers } from "./services/points.js";
 
 async function main(conn: Connection): Promise<void> {
@@ -55,7 +57,53 @@ async function main(conn: Connection): Promise<void> {
 
   await client.close();
   await server.close();
+  await events(conn);
 }
+
+/** Typed events: an RPC handler publishes, a consumer group reacts and publishes again, a broadcast subscriber watches one region. */
+async function events(conn: Connection): Promise<void> {
+  const bus = conn.events();
+  const publisher = new OrdersPublisher(bus);
+  const subscriber = new OrdersSubscriber(bus);
+  const server = conn.server();
+  await serveOrders(server, createOrdersHandlers(publisher));
+  const orders = new OrdersClient(await conn.client());
+
+  let euShipped!: () => void;
+  const done = new Promise<void>((resolve) => (euShipped = resolve));
+  let seen = 0;
+  await subscriber.onOrderShipped(
+    (e, ctx) => {
+      console.log(` [.] event ${ctx.event} via ${ctx.routingKey}: ${e.orderId} with ${e.carrier}`);
+      if (++seen === 2) euShipped();
+    },
+    { bindingKey: "orders.eu.*" }, // broadcast, EU only
+  );
+  // Group "warehouse": each order_placed is handled once however many warehouse processes run.
+  const warehouse = await subscriber.onOrderPlaced((order) => publisher.publishOrderShipped({ orderId: order.orderId, region: order.region, carrier: "post" }), {
+    group: "warehouse",
+  });
+
+  for (const region of ["eu", "us", "eu"] as const) {
+    const { orderId } = await orders.placeOrder({ region, items: [{ sku: "tea", quantity: 2 }] });
+    console.log(` [x] place_order(${region}) -> ${orderId}`);
+  }
+  await done;
+  try {
+    await publisher.publishOrderPlaced({ orderId: "o-x", region: "mars" as "eu", items: [] });
+  } catch (err) {
+    if (isRpcError(err)) console.log(` [.] publishOrderPlaced(region "mars") -> ${err.code}: ${err.message}`);
+    else throw err;
+  }
+
+  await server.close();
+  await bus.close();
+  // The demo removes the durable queues it created; a real warehouse keeps them.
+  const ch = await conn.channel();
+  for (const q of [warehouse.queue, warehouse.deadLetterQueue, "events.Orders.order_shipped.dead"]) await ch.deleteQueue(q);
+  await ch.close();
+}
+
 
 try {
   const conn = await connect();

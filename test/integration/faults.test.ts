@@ -16,7 +16,11 @@ describe("connection faults", () => {
     const queue = deleteAfter(uniqueName("points"));
     const server = serverConn.server();
     onTeardown(() => server.close());
-    await servePoints(server, { addPoint: async ({ x, y }) => { await sleep(1500); return { count: 1, centroid: { x, y } }; } }, { queue });
+    // The first three calls stay in flight until the test ends, however long rabbitmqctl takes to kill the connection.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    onTeardown(() => release());
+    await servePoints(server, { addPoint: async ({ x, y }) => { if (x !== 7) await gate; return { count: 1, centroid: { x, y } }; } }, { queue });
     const name = uniqueName("client-conn");
     const conn = await openConnection(name);
     const events: string[] = [];
