@@ -20,6 +20,7 @@ import {
 } from "../../src/index.js";
 import { Orders as OrdersContract, OrdersPublisher, OrdersSubscriber, type OrdersTypes } from "../../generated/index.js";
 import { rejection } from "../helpers/outcome.js";
+import { startSubscriberProcess } from "../helpers/processes.js";
 import { deleteAfter, deleteExchangeAfter, killConnection, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
 
 interface Order {
@@ -409,6 +410,42 @@ describe("failures", () => {
     for (const id of range(10)) await publisher.publish(Orders.events.orderCreated, { id, region: "eu" });
     await until(() => got.seen.length === 10, "events after the reconnection", 15_000);
     expect(got.ids()).toEqual(range(10));
+  });
+
+  it("a group member SIGKILLed mid-handler: the event is redelivered to another member and handled there", async () => {
+    const w = world();
+    const slow = await startSubscriberProcess(w.exchange, "pickers", 10_000);
+    const queue = `${w.exchange}.order_placed.pickers`;
+    deleteAfter(queue);
+    deleteAfter(`${queue}.dead`);
+    const { bus } = await w.bus();
+    await new OrdersPublisher(bus).publishOrderPlaced({ orderId: "o-kill", region: "eu", items: [] });
+    for (let i = 0; i < 400 && !slow.output.includes("handling o-kill"); i++) await sleep(25);
+    expect(slow.output).toContain("handling o-kill redelivered=false");
+    const fast = await startSubscriberProcess(w.exchange, "pickers", 0);
+    slow.child.kill("SIGKILL");
+    for (let i = 0; i < 400 && !fast.output.includes("handling o-kill"); i++) await sleep(25);
+    expect(await fast.stop()).toBe(1);
+    expect(fast.output).toContain("handling o-kill redelivered=true");
+  }, 60_000);
+
+  it("a publisher whose connection the broker drops publishes again once reconnected", async () => {
+    const w = world();
+    const got = recorder();
+    await subscribe((await w.bus()).bus, Orders.events.orderCreated, got.handler, { group: "after-drop" });
+    const name = uniqueName("pub-conn");
+    const { bus, conn } = await w.bus(name);
+    await bus.publish(Orders.events.orderCreated, { id: 1, region: "eu" });
+    const disconnected = new Promise<void>((r) => conn.once("disconnected", () => r()));
+    const reconnected = new Promise<void>((r) => conn.once("connected", () => r()));
+    expect(await killConnection(name)).toBe(1);
+    await disconnected;
+    // Published during the reconnection: waits for the new connection, then is confirmed.
+    await bus.publish(Orders.events.orderCreated, { id: 2, region: "eu" });
+    await reconnected;
+    await bus.publish(Orders.events.orderCreated, { id: 3, region: "eu" });
+    await until(() => got.seen.length === 3, "three events");
+    expect(got.ids()).toEqual([1, 2, 3]);
   });
 
   it("rejects publishing on a closed bus with canceled", async () => {
