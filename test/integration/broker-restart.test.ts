@@ -7,10 +7,11 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it, vi } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
+import { OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.js";
 import { PointsClient, servePoints } from "../../generated/points/index.js";
 import type { RpcError } from "../../src/index.js";
 import { calculatorHandlers } from "../../examples/services/calculator.js";
-import { deleteAfter, onTeardown, openConnection, sleep, uniqueName } from "../helpers/broker.js";
+import { deleteAfter, deleteExchangeAfter, onTeardown, openConnection, sleep, uniqueName } from "../helpers/broker.js";
 
 const exec = promisify(execFile);
 // Async, never execFileSync: a blocked event loop would delay the clients' timers and skew the deadline checks.
@@ -118,6 +119,47 @@ describe("broker restart", () => {
       expect(unhandled).toEqual([]);
     });
   }, 60_000);
+});
+
+describe("events across a broker restart", () => {
+  it("persistent events wait in a durable group queue through stop_app/start_app, and a running subscription resumes", async () => {
+    const exchange = deleteExchangeAfter(uniqueName("events"));
+    const conn = await openConnection();
+    const bus = conn.events({ exchanges: { Orders: exchange } });
+    onTeardown(() => bus.close());
+    const subscriber = new OrdersSubscriber(bus);
+    // The group's queue exists (declared by a member that then stopped); nobody consumes it during the restart.
+    const stored = await subscriber.onOrderPlaced(() => {}, { group: "stored" });
+    await stored.close();
+    deleteAfter(stored.queue);
+    deleteAfter(stored.deadLetterQueue);
+    const live: string[] = [];
+    const running = await subscriber.onOrderPlaced((o) => void live.push(o.orderId), { group: "live" });
+    deleteAfter(running.queue);
+    deleteAfter(running.deadLetterQueue);
+
+    const publisher = new OrdersPublisher(bus);
+    for (let i = 0; i < 50; i++) await publisher.publishOrderPlaced({ orderId: `before-${i}`, region: "eu", items: [] });
+    try {
+      await ctl("stop_app");
+      await ctl("start_app");
+      await ctl("await_startup");
+    } finally {
+      await ctl("start_app").catch(() => {});
+      await ctl("await_startup").catch(() => {});
+    }
+    for (let i = 0; i < 1200 && !conn.connected; i++) await sleep(25);
+    expect(conn.connected).toBe(true);
+    for (let i = 0; i < 10; i++) await publisher.publishOrderPlaced({ orderId: `after-${i}`, region: "eu", items: [] });
+
+    const got: string[] = [];
+    await subscriber.onOrderPlaced((o) => void got.push(o.orderId), { group: "stored" });
+    for (let i = 0; i < 400 && (got.length < 60 || live.filter((id) => id.startsWith("after-")).length < 10); i++) await sleep(25);
+    expect(got.filter((id) => id.startsWith("before-"))).toHaveLength(50); // persistent messages in a durable queue survived
+    expect(new Set(got).size).toBe(60);
+    // The running subscription re-declared its queue and binding and got the events published after the restart.
+    expect(live.filter((id) => id.startsWith("after-")).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `after-${i}`).sort());
+  }, 90_000);
 });
 
 describe("memory alarm", () => {
