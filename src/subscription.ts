@@ -206,8 +206,15 @@ export class EventSubscription<P> implements Subscription {
   }
 
   /** Publishes the event to the dead-letter queue with why, then acknowledges the original. */
-  #deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, error: string): Promise<void> {
+  async #deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, error: string): Promise<void> {
     this.#bus.logger.warn(`warren: ${this.#what}: dead-lettered an event to "${this.deadLetterQueue}" (${reason}: ${error.slice(0, 200)})`);
+    // Declared again first: a publish to a queue deleted since subscribing would be confirmed and dropped. Dead letters are rare.
+    try {
+      await channel.assertQueue(this.deadLetterQueue, { durable: true });
+    } catch (err) {
+      this.#bus.logger.error(`warren: ${this.#what}: cannot declare "${this.deadLetterQueue}" (${(err as Error).message}); the broker will redeliver the event`);
+      return;
+    }
     return this.#republish(channel, msg, this.deadLetterQueue, {
       [DEAD_REASON_HEADER]: reason,
       [DEAD_ERROR_HEADER]: error.slice(0, 1000),

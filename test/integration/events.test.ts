@@ -347,6 +347,28 @@ describe("failures", () => {
     expect(logs.some((l) => l.includes("dead-lettered"))).toBe(true);
   });
 
+  it("re-declares a dead-letter queue deleted after subscribing, so the dead letter is not dropped", async () => {
+    const w = world();
+    const { bus, conn } = await w.bus();
+    const sub = await subscribe(bus, Orders.events.orderCreated, () => {}, { group: "dlq-gone" });
+    const ch = await conn.channel();
+    await ch.deleteQueue(sub.deadLetterQueue);
+    await ch.close();
+    const raw = await conn.channel();
+    onTeardown(() => raw.close().catch(() => {}));
+    raw.publish(w.exchange, "orders.eu.created", Buffer.from("{}"), { type: "order_created", contentType: "application/json" });
+    let exists = false;
+    for (let i = 0; i < 200 && !exists; i++) {
+      const probe = await conn.channel(); // a failed checkQueue closes its channel
+      exists = await probe.checkQueue(sub.deadLetterQueue).then(() => true, () => false);
+      await probe.close().catch(() => {});
+      if (!exists) await sleep(25);
+    }
+    expect(exists).toBe(true);
+    const [dead] = await drain(conn, sub.deadLetterQueue, 1);
+    expect(dead!.properties.headers?.[DEAD_REASON_HEADER]).toBe("invalid_event");
+  });
+
   it("retries a failing handler, and the attempt number reaches the handler", async () => {
     const w = world();
     const { bus } = await w.bus();
