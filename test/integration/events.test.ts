@@ -143,6 +143,36 @@ describe("generated publisher and subscriber", () => {
   });
 });
 
+describe.each(["topic", "direct", "fanout"] as const)("%s exchange, each subscription mode", (type) => {
+  const Orders = ordersService(type, { created: "orders.created", cancelled: "orders.cancelled" });
+
+  it.each(["broadcast", "group"] as const)("%s: two subscriber instances", async (mode) => {
+    const w = world();
+    const options: SubscribeOptions = mode === "group" ? { group: "pair", prefetch: 2 } : {};
+    const slowly = (r: ReturnType<typeof recorder>) => async (p: Order, ctx: EventContext) => {
+      await sleep(1);
+      r.handler(p, ctx);
+    };
+    const a = recorder();
+    const b = recorder();
+    await subscribe((await w.bus()).bus, Orders.events.orderCreated, slowly(a), options);
+    await subscribe((await w.bus()).bus, Orders.events.orderCreated, slowly(b), options);
+    const { bus } = await w.bus();
+    await Promise.all(range(40).map((id) => bus.publish(Orders.events.orderCreated, { id, region: "eu" })));
+    const expected = mode === "broadcast" ? 80 : 40;
+    await until(() => a.seen.length + b.seen.length >= expected, `${expected} deliveries`);
+    await sleep(150);
+    if (mode === "broadcast") {
+      expect(a.ids()).toEqual(range(40));
+      expect(b.ids()).toEqual(range(40));
+    } else {
+      expect([...a.ids(), ...b.ids()].sort((x, y) => x - y)).toEqual(range(40));
+      expect(a.seen.length).toBeGreaterThan(0);
+      expect(b.seen.length).toBeGreaterThan(0);
+    }
+  });
+});
+
 describe("topic exchange", () => {
   const Orders = ordersService("topic", { created: "orders.{region}.created", cancelled: "orders.{region}.cancelled" });
 
