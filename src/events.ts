@@ -78,6 +78,8 @@ export class EventBus implements EventTransport {
     if (this.#closed) throw new RpcError("canceled", `${describeTarget(target)}: the event bus is closed`, target);
     const issues = payloadCheck(event)(payload);
     if (issues !== undefined) throw new ValidationError("invalid_event", "client", issues, target);
+    const reserved = Object.keys(options.headers ?? {}).find((h) => h.toLowerCase().startsWith("x-warren-"));
+    if (reserved !== undefined) throw new RpcError("invalid_event", `${describeTarget(target)}: header "${reserved}" is reserved for the protocol`, target);
     const routingKey = routingKeyFor(event, payload);
     const exchange = this.exchangeOf(event.service);
     const body = encodeBody(payload);

@@ -218,6 +218,9 @@ describe("topic exchange", () => {
     expect(dotted.code).toBe("invalid_event");
     expect(dotted.message).toContain("/region");
 
+    const forged = await rejection(bus.publish(Orders.events.orderCreated, { id: 1, region: "eu" }, { headers: { "x-warren-attempt": 9 } }));
+    expect(forged.message).toContain('header "x-warren-attempt" is reserved');
+
     await bus.publish(Orders.events.orderCreated, { id: 7, region: "eu" });
     await until(() => got.seen.length === 1, "the valid event");
     await sleep(100);
