@@ -12,17 +12,16 @@
  *
  *   npx tsx bench/micro.ts
  */
-import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import { Calculator } from "../generated/calculator/index.js";
 import { Bench } from "../generated/bench/index.js";
 import { CalculatorClient, serveCalculator } from "../generated/calculator/index.js";
 import { RpcClient } from "../src/client.js";
 import { RpcServer } from "../src/server.js";
-import type { Connection } from "../src/connection.js";
 import { CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES, decodeBody, encodeBody } from "../src/protocol.js";
 import { checksFor } from "../src/validation.js";
 import { ECHO_BYTES, echoRequest } from "./lib/payload.js";
+import { FakeChannel, fakeConnection } from "./lib/fake-channel.js";
 
 function bench(label: string, iterations: number, fn: () => void): number {
   for (let i = 0; i < Math.min(iterations, 20_000); i++) fn(); // warm-up / JIT
@@ -82,31 +81,6 @@ for (const c of cases) {
 }
 
 // ------------------------------------------------------------ 2. full runtime path over a fake channel
-/** An in-memory broker: one queue per name, direct reply-to, deliveries on the microtask queue. */
-class FakeChannel extends EventEmitter {
-  static consumers = new Map<string, (msg: any) => void>();
-  #tag = 0;
-  async assertQueue(queue: string) {
-    return { queue };
-  }
-  async prefetch() {}
-  async consume(queue: string, cb: (msg: any) => void) {
-    FakeChannel.consumers.set(queue, cb);
-    return { consumerTag: `ctag-${++this.#tag}` };
-  }
-  publish(_exchange: string, routingKey: string, content: Buffer, props: Record<string, unknown>) {
-    const cb = FakeChannel.consumers.get(routingKey);
-    const { mandatory: _m, ...properties } = props;
-    const msg = { content, properties: { headers: {}, ...properties }, fields: { redelivered: false, deliveryTag: ++this.#tag } };
-    if (cb) queueMicrotask(() => cb(msg));
-    return true;
-  }
-  ack() {}
-  async cancel() {}
-  async close() {}
-}
-const fakeConnection = { logger: console, channel: async () => new FakeChannel() } as unknown as Connection;
-
 async function timeCalls(label: string, n: number, call: () => Promise<void>): Promise<number> {
   for (let i = 0; i < 20_000; i++) await call();
   let best = Infinity;

@@ -11,6 +11,8 @@ import type { HandlerContext, ServiceHandlers } from "./handler.js";
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from "./options.js";
 import { CONTENT_TYPE, DEADLINE_HEADER, ERROR_TYPE, RESULT_TYPE, decodeBody, encodeBody, readDeadline, serverErrorBody } from "./protocol.js";
 import { checksFor } from "./validation.js";
+import { AckBatcher } from "./acks.js";
+import { KeptConsumer } from "./consumer.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -80,12 +82,23 @@ export class RpcServer {
   }
 }
 
+type Reply = { type: string; body: unknown };
+
+/** A request ready for its handler: method found, body decoded and valid. */
+interface Admitted {
+  readonly method: MethodDescriptor;
+  readonly handler: AnyHandler;
+  readonly request: unknown;
+  readonly ctx: Context;
+}
+
 class ServiceRegistration implements Registration {
   #inFlight = 0;
   #idle: (() => void) | undefined;
-  #channel: Channel | undefined;
-  #consumerTag: string | undefined;
   #closing: Promise<void> | undefined;
+  readonly #consumer: KeptConsumer;
+  /** One ack batcher per channel: delivery tags are per channel. */
+  readonly #acks = new WeakMap<Channel, AckBatcher>();
 
   constructor(
     readonly service: string,
@@ -94,151 +107,157 @@ class ServiceRegistration implements Registration {
     private readonly methods: Map<string, { method: MethodDescriptor; handler: AnyHandler }>,
     private readonly options: ResolvedServerOptions,
     private readonly onClosed: () => void,
-  ) {}
+  ) {
+    this.#consumer = new KeptConsumer(
+      service,
+      {
+        open: () => connection.channel(),
+        prepare: async (channel) => {
+          await channel.assertQueue(queue, { durable: true });
+          await channel.prefetch(options.prefetch);
+          this.#acks.set(channel, new AckBatcher(channel));
+          return queue;
+        },
+        deliver: (channel, msg) => this.#onDelivery(channel, msg),
+        connectionClosed: () => connection.closed,
+      },
+      options.logger,
+    );
+  }
 
   get inFlight(): number {
     return this.#inFlight;
   }
 
-  /** Opens a channel, declares the queue, sets the prefetch and consumes. */
-  async start(): Promise<void> {
-    const channel = await this.connection.channel();
-    try {
-      await channel.assertQueue(this.queue, { durable: true });
-      await channel.prefetch(this.options.prefetch);
-      const { consumerTag } = await channel.consume(this.queue, (msg) => this.#onDelivery(channel, msg));
-      if (this.#closing !== undefined) {
-        // close() ran while this (re)start was under way: do not leave a consumer behind.
-        await channel.close().catch(() => {});
-        return;
-      }
-      this.#channel = channel;
-      this.#consumerTag = consumerTag;
-    } catch (err) {
-      await channel.close().catch(() => {});
-      throw err;
-    }
-    channel.on("close", () => {
-      if (this.#channel !== channel || this.#closing !== undefined) return;
-      this.#channel = undefined;
-      this.options.logger.warn(`warren: ${this.service}: channel on queue "${this.queue}" closed; re-declaring and resuming`);
-      void this.#resume(1);
-    });
-  }
-
-  /** Retries {@link start} with capped backoff until it works or the registration closes. */
-  async #resume(attempt: number): Promise<void> {
-    while (this.#closing === undefined && !this.connection.closed) {
-      try {
-        await this.start();
-        this.options.logger.warn(`warren: ${this.service}: consuming "${this.queue}" again`);
-        return;
-      } catch (err) {
-        if (this.connection.closed) break;
-        const delay = Math.min(5000, 100 * 2 ** Math.min(attempt++, 6));
-        this.options.logger.error(`warren: ${this.service}: cannot resume "${this.queue}" (${(err as Error).message}); retrying in ${delay} ms`);
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
-  }
-
-  #onDelivery(channel: Channel, msg: ConsumeMessage | null): void {
-    if (msg === null) {
-      // The broker cancelled the consumer (e.g. the queue was deleted): closing the channel triggers re-declaration.
-      this.options.logger.error(`warren: ${this.service}: the broker cancelled the consumer of queue "${this.queue}" (queue deleted?)`);
-      void channel.close().catch(() => {});
-      return;
-    }
-    this.#inFlight++;
-    void this.#handle(channel, msg).finally(() => {
-      if (--this.#inFlight === 0) this.#idle?.();
-    });
+  /** Declares the queue, sets the prefetch and consumes; resumes by itself after a lost channel. */
+  start(): Promise<void> {
+    return this.#consumer.start();
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const channel = this.#channel;
-      if (channel && this.#consumerTag !== undefined) await channel.cancel(this.#consumerTag).catch(() => {});
+      await this.#consumer.cancel();
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
-      if (channel) await channel.close().catch(() => {});
+      await this.#consumer.close();
       this.onClosed();
     })();
     return this.#closing;
   }
 
-  async #handle(channel: Channel, msg: ConsumeMessage): Promise<void> {
+  /**
+   * One request: checks, handler, reply, then ack. Runs synchronously to the
+   * reply when the handler returns a plain value; only a promise makes it async.
+   */
+  #onDelivery(channel: Channel, msg: ConsumeMessage): void {
+    const acks = this.#acks.get(channel)!;
+    acks.delivered(msg.fields.deliveryTag);
     const props = msg.properties;
     const replyTo = typeof props.replyTo === "string" && props.replyTo !== "" ? props.replyTo : undefined;
     const correlationId = typeof props.correlationId === "string" ? props.correlationId : undefined;
     const wireName = typeof props.type === "string" ? props.type : undefined;
-    const target = { service: this.service, method: wireName };
     if (replyTo === undefined) {
       // Nobody could receive the outcome, so running the handler would be a side effect nobody asked to observe.
-      this.options.logger.warn(`warren: ${describeTarget(target)}: dropped a request without reply_to (correlation_id ${correlationId ?? "none"})`);
-      channel.ack(msg);
+      this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: wireName })}: dropped a request without reply_to (correlation_id ${correlationId ?? "none"})`);
+      acks.done(msg.fields.deliveryTag);
       return;
     }
-    let reply: { type: string; body: unknown };
+    let admitted: Admitted | Reply | undefined;
     try {
-      const deadline = readDeadline(props.headers as Record<string, unknown> | undefined);
-      if (typeof deadline === "number" && deadline <= Date.now()) {
-        channel.ack(msg); // the caller has already given up; running it would be wasted work
-        return;
-      }
-      if (correlationId === undefined || correlationId === "") {
-        reply = this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: the request has no correlation_id`));
-      } else if (deadline === null) {
-        reply = this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
-      } else {
-        reply = await this.#dispatch(msg, wireName, correlationId, deadline);
-      }
+      admitted = this.#admit(msg, wireName, correlationId);
     } catch (err) {
-      this.options.logger.error(`warren: ${describeTarget(target)}: unexpected failure: ${(err as Error).message}`);
-      reply = { type: ERROR_TYPE, body: new RpcError("internal", "internal server error").toJSON() };
+      admitted = this.#unexpected(wireName, err);
     }
+    if (admitted === undefined) {
+      acks.done(msg.fields.deliveryTag); // the caller has already given up; running it would be wasted work
+      return;
+    }
+    if (!("ctx" in admitted)) {
+      this.#send(channel, acks, msg, replyTo, correlationId, admitted);
+      return;
+    }
+    const { method, handler, request, ctx } = admitted;
+    let result: unknown;
     try {
-      // Reply first, then ack: if we die in between the request is redelivered, never lost.
-      channel.publish("", replyTo, encodeBody(reply.body), {
-        ...(correlationId === undefined ? {} : { correlationId }),
-        type: reply.type,
-        contentType: CONTENT_TYPE,
+      result = handler(request, ctx);
+    } catch (err) {
+      ctx.dispose();
+      this.#send(channel, acks, msg, replyTo, correlationId, this.#errorReply(this.#toWireError(err, method)));
+      return;
+    }
+    if (!isPromiseLike(result)) {
+      ctx.dispose();
+      this.#send(channel, acks, msg, replyTo, correlationId, this.#resultReply(method, result));
+      return;
+    }
+    this.#inFlight++;
+    Promise.resolve(result)
+      .then(
+        (value) => this.#resultReply(method, value),
+        (err: unknown) => this.#errorReply(this.#toWireError(err, method)),
+      )
+      .then(
+        (reply) => this.#send(channel, acks, msg, replyTo, correlationId, reply),
+        (err: unknown) => this.#send(channel, acks, msg, replyTo, correlationId, this.#unexpected(wireName, err)),
+      )
+      .finally(() => {
+        ctx.dispose();
+        if (--this.#inFlight === 0) this.#idle?.();
       });
-      channel.ack(msg);
-    } catch (err) {
-      this.options.logger.error(`warren: ${describeTarget(target)}: could not reply (${(err as Error).message}); the broker will redeliver the request`);
-    }
   }
 
-  async #dispatch(msg: ConsumeMessage, wireName: string | undefined, correlationId: string, deadline: number | undefined): Promise<{ type: string; body: unknown }> {
+  /**
+   * Everything before the handler: deadline, correlation id, method, body,
+   * request validation. Returns the error reply for a bad request, `undefined`
+   * for an expired one, else what the handler needs.
+   */
+  #admit(msg: ConsumeMessage, wireName: string | undefined, correlationId: string | undefined): Admitted | Reply | undefined {
+    const deadline = readDeadline(msg.properties.headers as Record<string, unknown> | undefined);
+    if (typeof deadline === "number" && deadline <= Date.now()) return undefined;
+    const target = { service: this.service, method: wireName };
+    if (correlationId === undefined || correlationId === "") {
+      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: the request has no correlation_id`));
+    }
+    if (deadline === null) {
+      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
+    }
     const entry = wireName === undefined ? undefined : this.methods.get(wireName);
     if (entry === undefined) {
       return this.#errorReply(new RpcError("unknown_method", `${this.service} has no method ${JSON.stringify(wireName ?? null)}`));
     }
     const { method, handler } = entry;
-    const target = { service: this.service, method: method.name };
     const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.options.maxMessageBytes);
     if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: ${decoded.reason}`));
-    const checks = checksFor(method);
-    const issues = checks.request(decoded.value);
-    if (issues !== undefined) return this.#errorReply(new ValidationError("invalid_request", "server", issues, target));
+    const issues = checksFor(method).request(decoded.value);
+    if (issues !== undefined) return this.#errorReply(new ValidationError("invalid_request", "server", issues, { service: this.service, method: method.name }));
+    return { method, handler, request: decoded.value, ctx: new Context(this.service, method, correlationId, msg, deadline) };
+  }
 
-    const ctx = new Context(this.service, method, correlationId, msg, deadline);
+  /** Publishes the reply, then acks the request: if we die in between it is redelivered, never lost. */
+  #send(channel: Channel, acks: AckBatcher, msg: ConsumeMessage, replyTo: string, correlationId: string | undefined, reply: Reply): void {
     try {
-      const result = await handler(decoded.value, ctx);
-      const resultIssues = checks.response(result);
-      if (resultIssues !== undefined) {
-        this.options.logger.error(`warren: ${describeTarget(target)}: handler returned an invalid response: ${formatIssues(resultIssues)}`);
-        return this.#errorReply(new ValidationError("invalid_response", "server", resultIssues, target));
-      }
-      return { type: RESULT_TYPE, body: result };
+      channel.publish("", replyTo, encodeBody(reply.body), { correlationId, type: reply.type, contentType: CONTENT_TYPE });
+      acks.done(msg.fields.deliveryTag);
     } catch (err) {
-      return this.#errorReply(this.#toWireError(err, method, target));
-    } finally {
-      ctx.dispose();
+      const target = { service: this.service, method: msg.properties.type as string | undefined };
+      this.options.logger.error(`warren: ${describeTarget(target)}: could not reply (${(err as Error).message}); the broker will redeliver the request`);
     }
   }
 
-  #toWireError(err: unknown, method: MethodDescriptor, target: { service: string; method: string }): RpcError {
+  #resultReply(method: MethodDescriptor, result: unknown): Reply {
+    const issues = checksFor(method).response(result);
+    if (issues === undefined) return { type: RESULT_TYPE, body: result };
+    const target = { service: this.service, method: method.name };
+    this.options.logger.error(`warren: ${describeTarget(target)}: handler returned an invalid response: ${formatIssues(issues)}`);
+    return this.#errorReply(new ValidationError("invalid_response", "server", issues, target));
+  }
+
+  #unexpected(wireName: string | undefined, err: unknown): Reply {
+    this.options.logger.error(`warren: ${describeTarget({ service: this.service, method: wireName })}: unexpected failure: ${(err as Error)?.message ?? String(err)}`);
+    return { type: ERROR_TYPE, body: new RpcError("internal", "internal server error").toJSON() };
+  }
+
+  #toWireError(err: unknown, method: MethodDescriptor): RpcError {
+    const target = { service: this.service, method: method.name };
     if (isRpcError(err)) {
       const dataCheck = checksFor(method).errors.get(err.code);
       if (dataCheck !== undefined) {
@@ -253,9 +272,13 @@ class ServiceRegistration implements Registration {
     return new RpcError("internal", `${describeTarget(target)}: internal server error`, { cause: err });
   }
 
-  #errorReply(err: RpcError): { type: string; body: unknown } {
+  #errorReply(err: RpcError): Reply {
     return { type: ERROR_TYPE, body: serverErrorBody(err, this.options.exposeInternalErrors) };
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
 /** The {@link HandlerContext} of one request; its AbortSignal is created only if a handler reads it. */

@@ -68,6 +68,7 @@ export async function summarise(file: string, top = 25): Promise<string> {
 }
 
 if (process.argv[1]?.endsWith("profile-summary.ts")) {
-  const [file, top] = process.argv.slice(2);
-  console.log(await summarise(file!, Number(top ?? 25)));
+  const args = process.argv.slice(2);
+  const top = Number(args.find((a) => /^\d+$/.test(a)) ?? 25);
+  for (const file of args.filter((a) => a.endsWith(".cpuprofile"))) console.log(await summarise(file, top));
 }

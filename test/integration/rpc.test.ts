@@ -291,6 +291,29 @@ describe("serving", () => {
     await expect(calls).resolves.toEqual([{ sum: 2 }, { sum: 4 }]);
   });
 
+  it("acks every request exactly once when sync and async handlers finish out of order (batched acks)", async () => {
+    const logger = recordingLogger();
+    const conn = await openConnection(uniqueName("conn"), logger);
+    const queue = deleteAfter(uniqueName("acks"));
+    const server = conn.server({ prefetch: 32 });
+    // Most answered synchronously (runs of them share one multiple ack); every 5th after a random delay,
+    // so completions overtake each other and some acks go out on their own.
+    const add: CalculatorHandlers["add"] = ({ a, b }) => (a % 5 !== 4 ? { sum: a + b } : sleep(Math.random() * 15).then(() => ({ sum: a + b })));
+    await serveCalculator(server, { ...handlers, add }, { queue });
+    const client = await conn.client({ queues: { Calculator: queue } });
+    onTeardown(() => client.close());
+    const calc = new CalculatorClient(client);
+    const results = await Promise.all(Array.from({ length: 600 }, (_, i) => calc.add({ a: i, b: 1 })));
+    expect(results.map((r) => r.sum)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+    await server.close();
+    // A missing ack would put its request back in the queue when the channel closed;
+    // a double ack would have made the broker close the channel (logged as a resume).
+    const ch = await conn.channel();
+    expect((await ch.checkQueue(queue)).messageCount).toBe(0);
+    await ch.close();
+    expect(logger.lines.filter((l) => l.includes("closed"))).toEqual([]);
+  });
+
   it("honours the prefetch: never more concurrent handlers than allowed", async () => {
     let active = 0;
     let peak = 0;

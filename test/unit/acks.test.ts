@@ -1,0 +1,67 @@
+import type { Channel } from "amqplib";
+import { describe, expect, it } from "vitest";
+import { AckBatcher } from "../../src/acks.js";
+
+/** A channel that records its acks as `tag` (single) or `<=tag` (multiple). */
+function recordingChannel(): { channel: Channel; acks: string[] } {
+  const acks: string[] = [];
+  const channel = {
+    ack: (msg: { fields: { deliveryTag: number } }, multiple?: boolean) => acks.push(`${multiple ? "<=" : ""}${msg.fields.deliveryTag}`),
+  } as unknown as Channel;
+  return { channel, acks };
+}
+
+const endOfTick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe("AckBatcher", () => {
+  it("acks requests finished in one tick with one multiple ack", async () => {
+    const { channel, acks } = recordingChannel();
+    const batcher = new AckBatcher(channel);
+    for (const tag of [1, 2, 3, 4, 5]) batcher.delivered(tag);
+    for (const tag of [3, 1, 2, 5, 4]) batcher.done(tag);
+    expect(acks).toEqual([]); // nothing before the end of the tick
+    await endOfTick();
+    expect(acks).toEqual(["<=5"]);
+  });
+
+  it("acks a finished request behind an unfinished one on its own, then covers the rest with one multiple ack", async () => {
+    const { channel, acks } = recordingChannel();
+    const batcher = new AckBatcher(channel);
+    for (const tag of [1, 2, 3, 4]) batcher.delivered(tag);
+    batcher.done(2);
+    batcher.done(3);
+    await endOfTick();
+    expect(acks).toEqual(["2", "3"]);
+    batcher.done(4);
+    await endOfTick();
+    expect(acks).toEqual(["2", "3", "4"]);
+    batcher.delivered(5);
+    batcher.done(1);
+    batcher.done(5);
+    await endOfTick();
+    expect(acks).toEqual(["2", "3", "4", "<=5"]);
+  });
+
+  it("acks each tick's prefix separately across ticks and never acks a tag twice", async () => {
+    const { channel, acks } = recordingChannel();
+    const batcher = new AckBatcher(channel);
+    let tag = 0;
+    for (let tick = 0; tick < 50; tick++) {
+      const batch = Array.from({ length: 1 + (tick % 7) }, () => ++tag);
+      for (const t of batch) batcher.delivered(t);
+      for (const t of batch.reverse()) batcher.done(t);
+      await endOfTick();
+    }
+    expect(acks).toHaveLength(50);
+    expect(acks.every((a) => a.startsWith("<="))).toBe(true);
+    expect(Number(acks.at(-1)!.slice(2))).toBe(tag);
+  });
+
+  it("stays quiet when the channel is already closed (the broker requeues unacked deliveries)", async () => {
+    const channel = { ack: () => { throw new Error("Channel closed"); } } as unknown as Channel;
+    const batcher = new AckBatcher(channel);
+    batcher.delivered(1);
+    batcher.done(1);
+    await endOfTick();
+  });
+});
