@@ -4,7 +4,7 @@
  * Afterwards no call may still be pending and, after a forced GC, the heap must
  * be back near its baseline.
  *
- *   node --expose-gc --import tsx bench/leaks.ts [calls=100000] [batch=10000] [timeoutMs=50]
+ *   npm run bench:leaks -- [calls=100000] [batch=10000] [timeoutMs=50]
  *
  * Exits 1 if `client.pendingCount !== 0`, if any call settled with a code other
  * than `timeout`, or if the final heap exceeds the baseline by more than 10 MB.
@@ -17,7 +17,7 @@ const BATCH = Number(process.argv[3] ?? 10_000);
 const TIMEOUT_MS = Number(process.argv[4] ?? 50);
 const LIMIT_MB = 10;
 const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) throw new Error("run with: node --expose-gc --import tsx bench/leaks.ts");
+if (gc === undefined) throw new Error("run with: npm run bench:leaks");
 
 const MB = (b: number) => b / 1048576;
 const fmt = (b: number) => `${MB(b).toFixed(1)} MB`;

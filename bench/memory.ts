@@ -4,7 +4,7 @@
  * Measures heap and RSS after a forced GC, before and with the calls pending,
  * for warren and for the hand-written amqplib baseline.
  *
- *   node --expose-gc --import tsx bench/memory.ts [calls=10000]
+ *   npm run bench:memory -- [calls=10000]
  */
 import amqp from "amqplib";
 import { connect } from "../src/index.js";
@@ -14,7 +14,7 @@ import { sleep } from "./lib/driver.js";
 const url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const N = Number(process.argv[2] ?? 10_000);
 const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) throw new Error("run with node --expose-gc --import tsx bench/memory.ts");
+if (gc === undefined) throw new Error("run with: npm run bench:memory");
 
 async function settle(): Promise<{ heap: number; rss: number }> {
   for (let i = 0; i < 3; i++) {

@@ -10,7 +10,7 @@
  *    timer, headers, promises, Context — but no amqplib and no I/O), against
  *    the hand-written baseline's JS over the same fake channel.
  *
- *   npx tsx bench/micro.ts
+ *   npm run bench:micro
  */
 import { performance } from "node:perf_hooks";
 import { Calculator } from "../generated/calculator/index.js";

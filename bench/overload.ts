@@ -4,7 +4,7 @@
  * come back with the right sum: none lost, none wrong. Prints calls/s and the
  * peak heap and RSS.
  *
- *   node --expose-gc --import tsx bench/overload.ts [calls=50000] [prefetch=64]
+ *   npm run bench:overload -- [calls=50000] [prefetch=64]
  *
  * Exits 1 on any lost (rejected) or incorrect call, or a call still pending.
  */
@@ -16,7 +16,7 @@ const N = Number(process.argv[2] ?? 50_000);
 const PREFETCH = Number(process.argv[3] ?? 64);
 const TIMEOUT_MS = 120_000; // generous: this measures loss under overload, not latency
 const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) throw new Error("run with: node --expose-gc --import tsx bench/overload.ts");
+if (gc === undefined) throw new Error("run with: npm run bench:overload");
 
 const fmt = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -2,7 +2,10 @@
  * End-to-end RPC benchmark against a local RabbitMQ:
  * hand-written amqplib baseline vs warren vs rabbitmq-client.
  *
- *   npx tsx bench/run.ts            (npm run bench)
+ *   npm run bench [-- options]      (compiles with tsc into dist-bench/, then runs
+ *                                    node dist-bench/bench/run.js: the JS users run)
+ *   npx tsx bench/run.ts [options]  (same, through tsx: its keepNames helper costs
+ *                                    every closure, so numbers are lower)
  *   options: --reps 3 --warmup 500 --duration 3000 --impls baseline,warren,rmqc
  *            --inproc (servers in this process) --cpu-prof-dir DIR (profile the server children)
  *            --out bench/results/latest (writes .md and .json)
@@ -27,7 +30,9 @@ import { median } from "./lib/stats.js";
 import { brokerPid, childCpuMicros, procCpuMicros, selfCpuMicros } from "./lib/cpu.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "..");
+/** True when running the tsc output in dist-bench/ rather than the sources through tsx. */
+const compiled = import.meta.url.endsWith(".js");
+const root = path.resolve(here, compiled ? "../.." : "..");
 
 // ------------------------------------------------------------------ options
 const args = process.argv.slice(2);
@@ -80,8 +85,8 @@ async function startServer(impl: ImplName): Promise<void> {
     inprocServers.push(await SERVERS[impl](url, q));
     return;
   }
-  const execArgv = ["--import", "tsx", ...(cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir, "--cpu-prof-name", `server-${impl}.cpuprofile`] : [])];
-  const child = fork(path.join(here, "lib/server-child.ts"), [impl, url, q.add, q.echo], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const execArgv = [...(compiled ? [] : ["--import", "tsx"]), ...(cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir, "--cpu-prof-name", `server-${impl}.cpuprofile`] : [])];
+  const child = fork(path.join(here, `lib/server-child.${compiled ? "js" : "ts"}`), [impl, url, q.add, q.echo], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   children.push(child);
   childOf[impl] = child;
   await new Promise<void>((resolve, reject) => {
@@ -231,7 +236,7 @@ const f2 = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? 
 const f3 = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(3));
 const lines: string[] = [];
 lines.push("# warren RPC benchmark", "");
-lines.push(`Command: \`npx tsx bench/run.ts ${args.join(" ")}\`  `.replace(/ +`/, "`"));
+lines.push(`Command: \`${compiled ? "npm run bench --" : "npx tsx bench/run.ts"} ${args.join(" ")}\`${compiled ? " (tsc output, plain node)" : " (through tsx)"}  `.replace(/ +`/, "`").replace(/ --`/, "`"));
 lines.push(`${env.date}; Node ${env.node}; ${env.cpus}; ${env.broker}; amqplib ${env.amqplib}; ajv ${env.ajv}; rabbitmq-client ${env.rabbitmqClient}.  `);
 lines.push(
   `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, interleaved per cell; ` +

@@ -21,22 +21,96 @@ import {
   isKnownReplyCode,
   toErrorBody,
 } from "./protocol.js";
+import { Deadlines, type Expiring } from "./deadlines.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 import { checksFor } from "./validation.js";
 
 /** Outcomes after which an idempotent call is tried again. */
 const RETRY_ON: ReadonlySet<string> = new Set(["connection_lost"]);
 
-interface Pending {
-  readonly method: MethodDescriptor<any, any, any>;
-  readonly queue: string;
-  resolve(value: unknown): void;
-  reject(err: RpcError): void;
-}
-
 interface ReplyChannel {
   readonly channel: Channel;
   readonly replyTo: string;
+}
+
+type Target = { service: string; method: string };
+
+/**
+ * One attempt of a call, from publish to its outcome. A plain object with
+ * methods rather than closures: it is the AbortSignal listener (`handleEvent`)
+ * and the deadline entry (`expire`) itself.
+ */
+class Call implements Expiring {
+  resolve!: (value: unknown) => void;
+  reject!: (err: RpcError) => void;
+  /** Bucket key in the client's deadlines. */
+  deadlineKey = 0;
+  settled = false;
+
+  constructor(
+    readonly table: CallTable,
+    readonly method: MethodDescriptor<any, any, any>,
+    readonly queue: string,
+    readonly correlationId: string,
+    readonly body: Buffer,
+    readonly deadline: number,
+    readonly timeoutMs: number,
+    readonly options: CallOptions,
+  ) {}
+
+  get target(): Target {
+    return { service: this.method.service.name, method: this.method.name };
+  }
+
+  succeed(value: unknown): void {
+    if (this.#settle()) this.resolve(value);
+  }
+
+  fail(err: RpcError): void {
+    if (this.#settle()) this.reject(err);
+  }
+
+  /** Deadline passed. */
+  expire(): void {
+    this.fail(new RpcError("timeout", `${describeTarget(this.target)}: no reply within ${this.timeoutMs} ms (queue "${this.queue}")`, this.target));
+  }
+
+  /** The caller's AbortSignal fired. */
+  handleEvent(): void {
+    this.fail(canceled(this.target, this.options.signal!));
+  }
+
+  #settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.table.forget(this);
+    return true;
+  }
+}
+
+/** The pending calls of one client, by correlation id and by deadline. */
+class CallTable {
+  readonly byId = new Map<string, Call>();
+  readonly #deadlines = new Deadlines<Call>();
+
+  add(call: Call): void {
+    this.byId.set(call.correlationId, call);
+    call.deadlineKey = this.#deadlines.add(call, call.deadline);
+    call.options.signal?.addEventListener("abort", call, { once: true });
+  }
+
+  /** A settled call leaves the table. */
+  forget(call: Call): void {
+    this.byId.delete(call.correlationId);
+    this.#deadlines.delete(call, call.deadlineKey);
+    call.options.signal?.removeEventListener("abort", call);
+  }
+
+  /** Fails every call with `make(call)`. */
+  failAll(make: (call: Call) => RpcError): void {
+    for (const call of [...this.byId.values()]) call.fail(make(call));
+    this.#deadlines.clear();
+  }
 }
 
 /**
@@ -47,7 +121,10 @@ interface ReplyChannel {
 export class RpcClient implements RpcTransport {
   readonly #connection: Connection;
   readonly #options: ResolvedClientOptions;
-  readonly #pending = new Map<string, Pending>();
+  readonly #calls = new CallTable();
+  /** Correlation ids are `<prefix>.<counter>`: the prefix is a UUID v4 per client, so ids are unique across clients. */
+  readonly #idPrefix = `${uuidv4()}.`;
+  #nextId = 0;
   #reply: Promise<ReplyChannel> | undefined;
   /** The open reply channel, for the synchronous fast path; undefined while (re)opening. */
   #open: ReplyChannel | undefined;
@@ -68,7 +145,7 @@ export class RpcClient implements RpcTransport {
 
   /** Number of calls awaiting a reply. */
   get pendingCount(): number {
-    return this.#pending.size;
+    return this.#calls.byId.size;
   }
 
   /**
@@ -76,7 +153,19 @@ export class RpcClient implements RpcTransport {
    * Methods the contract declares `idempotent` are retried after `connection_lost`
    * while their deadline allows (not after `no_server`: that answer must stay fast).
    */
-  async call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = {}): Promise<Res> {
+  call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = {}): Promise<Res> {
+    let first: Call;
+    try {
+      first = this.#prepare(method, request, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const outcome = this.#start(first);
+    return (method.idempotent === true ? this.#retrying(outcome, first) : outcome) as Promise<Res>;
+  }
+
+  /** Checks and encodes a call; throws what the caller should see. */
+  #prepare(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions): Call {
     const target = { service: method.service.name, method: method.name };
     if (this.#closed) throw new RpcError("canceled", `${describeTarget(target)}: the client is closed`, target);
     if (options.signal?.aborted) throw canceled(target, options.signal);
@@ -88,83 +177,69 @@ export class RpcClient implements RpcTransport {
     }
     const issues = checksFor(method).request(request);
     if (issues !== undefined) throw new ValidationError("invalid_request", "client", issues, target);
-    const deadline = Date.now() + timeoutMs;
-    const body = encodeBody(request);
+    const queue = this.#options.queues[target.service] ?? method.service.queue;
+    return new Call(this.#calls, method, queue, this.#newId(), encodeBody(request), Date.now() + timeoutMs, timeoutMs, options);
+  }
+
+  /** Tries an idempotent call again after `connection_lost`, with a new correlation id, while its deadline allows. */
+  async #retrying(outcome: Promise<unknown>, first: Call): Promise<unknown> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await this.#attempt(method, body, deadline, timeoutMs, options)) as Res;
+        return await outcome;
       } catch (err) {
-        const retryable = method.idempotent === true && (err as RpcError).code !== undefined && RETRY_ON.has((err as RpcError).code);
+        const retryable = (err as RpcError).code !== undefined && RETRY_ON.has((err as RpcError).code);
         const delay = Math.min(1000, 25 * 2 ** attempt);
-        if (!retryable || this.#closed || Date.now() + delay >= deadline) throw err;
+        if (!retryable || this.#closed || Date.now() + delay >= first.deadline) throw err;
         await new Promise((r) => setTimeout(r, delay));
+        if (first.options.signal?.aborted) throw canceled(first.target, first.options.signal);
+        const { method, queue, body, deadline, timeoutMs, options } = first;
+        outcome = this.#start(new Call(this.#calls, method, queue, this.#newId(), body, deadline, timeoutMs, options));
       }
     }
   }
 
-  /** One publish and the wait for its reply, bounded by the call's absolute deadline. */
-  #attempt(method: MethodDescriptor<any, any, any>, body: Buffer, deadline: number, timeoutMs: number, options: CallOptions): Promise<unknown> {
-    const target = { service: method.service.name, method: method.name };
-    const queue = this.#options.queues[target.service] ?? method.service.queue;
-    const correlationId = uuidv4();
-    const pending = this.#pending;
-    return new Promise<unknown>((resolve, reject) => {
-      const signal = options.signal;
-      const settle = () => {
-        pending.delete(correlationId);
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-      };
-      const onAbort = () => {
-        settle();
-        reject(canceled(target, signal!));
-      };
-      const timer = setTimeout(() => {
-        settle();
-        reject(new RpcError("timeout", `${describeTarget(target)}: no reply within ${timeoutMs} ms (queue "${queue}")`, target));
-      }, Math.max(0, deadline - Date.now()));
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const entry: Pending = {
-        method,
-        queue,
-        resolve: (value) => {
-          settle();
-          resolve(value);
-        },
-        reject: (err) => {
-          settle();
-          reject(err);
-        },
-      };
-      pending.set(correlationId, entry);
+  #newId(): string {
+    return this.#idPrefix + (++this.#nextId).toString(36);
+  }
 
-      const publish = ({ channel, replyTo }: ReplyChannel) => {
-        if (!pending.has(correlationId)) return; // settled while waiting for the channel
-        try {
-          const flushed = channel.publish("", queue, body, {
-            correlationId,
-            replyTo,
-            type: method.name,
-            contentType: CONTENT_TYPE,
-            expiration: String(Math.max(1, deadline - Date.now())),
-            timestamp: Math.floor(Date.now() / 1000),
-            // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
-            headers: options.headers === undefined ? { [DEADLINE_HEADER]: deadline } : { ...options.headers, [DEADLINE_HEADER]: deadline },
-            mandatory: true,
-          });
-          // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
-          if (!flushed && this.#drained === undefined) {
-            this.#drained = firstOf(channel, ["drain", "close"]).finally(() => (this.#drained = undefined));
-          }
-        } catch (err) {
-          entry.reject(new RpcError("connection_lost", `${describeTarget(target)}: could not publish: ${(err as Error).message}`, { ...target, cause: err }));
-        }
-      };
-      // Fast path: publish now when the channel is open and nothing asks us to wait.
-      const open = this.#open;
-      if (open !== undefined && this.#drained === undefined && !this.#connection.blocked) publish(open);
-      else this.#writable().then(publish, (err: unknown) => pending.get(correlationId)?.reject(asConnectionLost(err, target)));
+  /** Registers `call` (pending, deadline, abort) and publishes it, now or once the channel accepts publishes. */
+  #start(call: Call): Promise<unknown> {
+    const promise = new Promise<unknown>((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
     });
+    this.#calls.add(call);
+    // Fast path: publish now when the channel is open and nothing asks us to wait.
+    const open = this.#open;
+    if (open !== undefined && this.#drained === undefined && !this.#connection.blocked) this.#publish(call, open);
+    else this.#writable().then((reply) => this.#publish(call, reply), (err: unknown) => call.fail(asConnectionLost(err, call.target)));
+    return promise;
+  }
+
+  #publish(call: Call, { channel, replyTo }: ReplyChannel): void {
+    if (call.settled) return; // settled while waiting for the channel
+    const now = Date.now();
+    const deadline = call.deadline;
+    const extra = call.options.headers;
+    try {
+      const flushed = channel.publish("", call.queue, call.body, {
+        correlationId: call.correlationId,
+        replyTo,
+        type: call.method.name,
+        contentType: CONTENT_TYPE,
+        expiration: String(Math.max(1, deadline - now)),
+        timestamp: Math.floor(now / 1000),
+        // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
+        headers: extra === undefined ? { [DEADLINE_HEADER]: deadline } : { ...extra, [DEADLINE_HEADER]: deadline },
+        mandatory: true,
+      });
+      // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
+      if (!flushed && this.#drained === undefined) {
+        this.#drained = firstOf(channel, ["drain", "close"]).finally(() => (this.#drained = undefined));
+      }
+    } catch (err) {
+      call.fail(new RpcError("connection_lost", `${describeTarget(call.target)}: could not publish: ${(err as Error).message}`, { ...call.target, cause: err }));
+    }
   }
 
   /** The reply channel once it accepts publishes: connected, not blocked by a broker alarm, socket drained. */
@@ -184,7 +259,7 @@ export class RpcClient implements RpcTransport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#failAll((p) => new RpcError("canceled", `${describeTarget({ service: p.method.service.name, method: p.method.name })}: the client was closed`));
+    this.#calls.failAll((p) => new RpcError("canceled", `${describeTarget(p.target)}: the client was closed`));
     const reply = this.#reply;
     this.#reply = undefined;
     this.#open = undefined;
@@ -215,8 +290,8 @@ export class RpcClient implements RpcTransport {
     channel.on("close", () => {
       this.#reply = undefined;
       this.#open = undefined;
-      this.#failAll((p) =>
-        new RpcError("connection_lost", `${describeTarget({ service: p.method.service.name, method: p.method.name })}: the connection to RabbitMQ was lost while waiting for a reply`),
+      this.#calls.failAll((p) =>
+        new RpcError("connection_lost", `${describeTarget(p.target)}: the connection to RabbitMQ was lost while waiting for a reply`),
       );
     });
     const open = { channel, replyTo };
@@ -227,29 +302,28 @@ export class RpcClient implements RpcTransport {
   #onReply(msg: ConsumeMessage | null): void {
     if (msg === null) return; // consumer cancelled by the broker; the channel close follows
     const id = msg.properties.correlationId as unknown;
-    const pending = typeof id === "string" ? this.#pending.get(id) : undefined;
+    const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
     if (pending === undefined) return; // a late reply to a call that already settled: ignored by design
     const method = pending.method;
-    const target = { service: method.service.name, method: method.name };
     const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.#options.maxMessageBytes);
     if (!decoded.ok) {
-      pending.reject(new RpcError("invalid_response", `${describeTarget(target)}: unreadable reply: ${decoded.reason}`, target));
+      pending.fail(new RpcError("invalid_response", `${describeTarget(pending.target)}: unreadable reply: ${decoded.reason}`, pending.target));
       return;
     }
-    const checks = checksFor(method);
     if (msg.properties.type === RESULT_TYPE) {
-      const issues = checks.response(decoded.value);
-      if (issues === undefined) pending.resolve(decoded.value);
-      else pending.reject(new ValidationError("invalid_response", "client", issues, target));
+      const issues = checksFor(method).response(decoded.value);
+      if (issues === undefined) pending.succeed(decoded.value);
+      else pending.fail(new ValidationError("invalid_response", "client", issues, pending.target));
       return;
     }
+    const target = pending.target;
     const body = msg.properties.type === ERROR_TYPE ? toErrorBody(decoded.value) : undefined;
     if (body === undefined || !isKnownReplyCode(body.code, method.errors)) {
       const what = body === undefined ? `reply type ${JSON.stringify(msg.properties.type)}` : `undeclared error code "${body.code}"`;
-      pending.reject(new RpcError("invalid_response", `${describeTarget(target)}: malformed reply (${what})`, { ...target, data: body }));
+      pending.fail(new RpcError("invalid_response", `${describeTarget(target)}: malformed reply (${what})`, { ...target, data: body }));
       return;
     }
-    pending.reject(this.#errorFromReply(body, method, target));
+    pending.fail(this.#errorFromReply(body, method, target));
   }
 
   #errorFromReply(body: { code: string; message: string; data?: unknown }, method: MethodDescriptor<any, any, any>, target: { service: string; method: string }): RpcError {
@@ -267,17 +341,12 @@ export class RpcClient implements RpcTransport {
 
   #onReturn(msg: Message): void {
     const id = msg.properties.correlationId as unknown;
-    const pending = typeof id === "string" ? this.#pending.get(id) : undefined;
+    const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
     if (pending === undefined) return;
-    const target = { service: pending.method.service.name, method: pending.method.name };
-    pending.reject(
-      new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target),
-    );
+    const target = pending.target;
+    pending.fail(new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target));
   }
 
-  #failAll(make: (p: Pending) => RpcError): void {
-    for (const p of [...this.#pending.values()]) p.reject(make(p));
-  }
 }
 
 /** Resolves on the first of `events`, leaving no listener behind. */

@@ -119,7 +119,7 @@ describe("round trip through generated stubs", () => {
     await calc.summarize({ values: [5], statistic: "min" }, { timeoutMs: 2000, headers: { traceparent: "00-abc-def-01" } });
     expect(seen?.method).toBe("summarize");
     expect(seen?.service).toBe("Calculator");
-    expect(seen?.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen?.correlationId).toMatch(/^[0-9a-f-]{36}\.[0-9a-z]+$/);
     expect(seen?.headers.traceparent).toBe("00-abc-def-01");
     expect(seen?.redelivered).toBe(false);
     expect(seen?.deadline).toBeGreaterThanOrEqual(before + 2000);
