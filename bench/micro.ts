@@ -22,6 +22,8 @@ import { CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES, decodeBody, encodeBody } from 
 import { checksFor } from "../src/validation.js";
 import { ECHO_BYTES, echoRequest } from "./lib/payload.js";
 import { FakeChannel, fakeConnection } from "./lib/fake-channel.js";
+import { encodingChannel } from "./lib/amqplib-frames.js";
+import { publishMessage } from "../src/publish.js";
 
 function bench(label: string, iterations: number, fn: () => void): number {
   for (let i = 0; i < Math.min(iterations, 20_000); i++) fn(); // warm-up / JIT
@@ -163,4 +165,25 @@ console.log("3. Pieces of warren's per-call JS (client side unless noted)\n");
       mandatory: true,
     };
   });
+}
+{
+  // amqplib's encoding of one request (method + header frame), without a socket.
+  const { channel } = encodingChannel(false);
+  const body = Buffer.from('{"a":1,"b":2}');
+  let n = 0;
+  const props = () => {
+    const deadline = Date.now() + 30_000;
+    return {
+      contentType: CONTENT_TYPE,
+      correlationId: `8f14e45f-ceea-4672-9b1c-2f0a6c1d3e21.${(++n).toString(36)}`,
+      replyTo: "amq.rabbitmq.reply-to",
+      type: "add",
+      expiration: "30000",
+      timestamp: Math.floor(deadline / 1000),
+      headers: { "x-warren-deadline": deadline },
+    };
+  };
+  bench("encode a request: amqplib channel.publish", 300_000, () => void channel.publish("", "q", body, { ...props(), mandatory: true }));
+  bench("encode a request: warren publishMessage (same frames)", 300_000, () => void publishMessage(channel, "", "q", body, props(), true));
+  bench("encode the baseline's request: channel.publish", 300_000, () => void channel.publish("", "q", body, { correlationId: String(++n), replyTo: "amq.rabbitmq.reply-to" }));
 }

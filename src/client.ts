@@ -22,6 +22,7 @@ import {
   toErrorBody,
 } from "./protocol.js";
 import { Deadlines, type Expiring } from "./deadlines.js";
+import { publishMessage, type MessageProperties } from "./publish.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 import { checksFor } from "./validation.js";
 
@@ -222,17 +223,17 @@ export class RpcClient implements RpcTransport {
     const deadline = call.deadline;
     const extra = call.options.headers;
     try {
-      const flushed = channel.publish("", call.queue, call.body, {
+      const props: MessageProperties = {
+        contentType: CONTENT_TYPE,
         correlationId: call.correlationId,
         replyTo,
         type: call.method.name,
-        contentType: CONTENT_TYPE,
         expiration: String(Math.max(1, deadline - now)),
         timestamp: Math.floor(now / 1000),
         // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
         headers: extra === undefined ? { [DEADLINE_HEADER]: deadline } : { ...extra, [DEADLINE_HEADER]: deadline },
-        mandatory: true,
-      });
+      };
+      const flushed = publishMessage(channel, "", call.queue, call.body, props, true);
       // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
       if (!flushed && this.#drained === undefined) {
         this.#drained = firstOf(channel, ["drain", "close"]).finally(() => (this.#drained = undefined));

@@ -13,6 +13,7 @@ import { CONTENT_TYPE, DEADLINE_HEADER, ERROR_TYPE, RESULT_TYPE, decodeBody, enc
 import { checksFor } from "./validation.js";
 import { AckBatcher } from "./acks.js";
 import { KeptConsumer } from "./consumer.js";
+import { publishMessage } from "./publish.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -235,7 +236,7 @@ class ServiceRegistration implements Registration {
   /** Publishes the reply, then acks the request: if we die in between it is redelivered, never lost. */
   #send(channel: Channel, acks: AckBatcher, msg: ConsumeMessage, replyTo: string, correlationId: string | undefined, reply: Reply): void {
     try {
-      channel.publish("", replyTo, encodeBody(reply.body), { correlationId, type: reply.type, contentType: CONTENT_TYPE });
+      publishMessage(channel, "", replyTo, encodeBody(reply.body), { contentType: CONTENT_TYPE, correlationId, type: reply.type });
       acks.done(msg.fields.deliveryTag);
     } catch (err) {
       const target = { service: this.service, method: msg.properties.type as string | undefined };
