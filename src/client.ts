@@ -53,7 +53,8 @@ class Call implements Expiring {
     readonly method: MethodDescriptor<any, any, any>,
     readonly queue: string,
     readonly correlationId: string,
-    readonly body: Buffer,
+    /** The encoded request; dropped once published unless the method is idempotent (a retry sends it again). */
+    public body: Buffer | undefined,
     readonly deadline: number,
     readonly timeoutMs: number,
     readonly options: CallOptions,
@@ -162,7 +163,8 @@ export class RpcClient implements RpcTransport {
       return Promise.reject(err);
     }
     const outcome = this.#start(first);
-    return (method.idempotent === true ? this.#retrying(outcome, first) : outcome) as Promise<Res>;
+    // Only idempotent calls pay for a retry handler, and only a failure runs it.
+    return (method.idempotent === true ? outcome.catch((err: unknown) => this.#retry(err, first, 1)) : outcome) as Promise<Res>;
   }
 
   /** Checks and encodes a call; throws what the caller should see. */
@@ -182,21 +184,19 @@ export class RpcClient implements RpcTransport {
     return new Call(this.#calls, method, queue, this.#newId(), encodeBody(request), Date.now() + timeoutMs, timeoutMs, options);
   }
 
-  /** Tries an idempotent call again after `connection_lost`, with a new correlation id, while its deadline allows. */
-  async #retrying(outcome: Promise<unknown>, first: Call): Promise<unknown> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await outcome;
-      } catch (err) {
-        const retryable = (err as RpcError).code !== undefined && RETRY_ON.has((err as RpcError).code);
-        const delay = Math.min(1000, 25 * 2 ** attempt);
-        if (!retryable || this.#closed || Date.now() + delay >= first.deadline) throw err;
-        await new Promise((r) => setTimeout(r, delay));
-        if (first.options.signal?.aborted) throw canceled(first.target, first.options.signal);
-        const { method, queue, body, deadline, timeoutMs, options } = first;
-        outcome = this.#start(new Call(this.#calls, method, queue, this.#newId(), body, deadline, timeoutMs, options));
-      }
-    }
+  /**
+   * After a failed attempt of an idempotent call: tries again after `connection_lost`
+   * (new correlation id, capped backoff) while the deadline allows, else rethrows.
+   */
+  async #retry(err: unknown, first: Call, attempt: number): Promise<unknown> {
+    const retryable = (err as RpcError).code !== undefined && RETRY_ON.has((err as RpcError).code);
+    const delay = Math.min(1000, 25 * 2 ** attempt);
+    if (!retryable || this.#closed || Date.now() + delay >= first.deadline) throw err;
+    await new Promise((r) => setTimeout(r, delay));
+    const { method, queue, body, deadline, timeoutMs, options } = first;
+    if (options.signal?.aborted) throw canceled(first.target, options.signal);
+    const next = new Call(this.#calls, method, queue, this.#newId(), body, deadline, timeoutMs, options);
+    return this.#start(next).catch((e: unknown) => this.#retry(e, first, attempt + 1));
   }
 
   #newId(): string {
@@ -233,7 +233,8 @@ export class RpcClient implements RpcTransport {
         // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
         headers: extra === undefined ? { [DEADLINE_HEADER]: deadline } : { ...extra, [DEADLINE_HEADER]: deadline },
       };
-      const flushed = publishMessage(channel, "", call.queue, call.body, props, true);
+      const flushed = publishMessage(channel, "", call.queue, call.body!, props, true);
+      if (call.method.idempotent !== true) call.body = undefined;
       // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
       if (!flushed && this.#drained === undefined) {
         this.#drained = firstOf(channel, ["drain", "close"]).finally(() => (this.#drained = undefined));
