@@ -28,6 +28,13 @@ export class AckBatcher {
 
   /** The request with `tag` is finished (replied to, or dropped on purpose): ack it by the end of this tick. */
   done(tag: number): void {
+    if (this.#outstanding.length - this.#head === 1 && !this.#scheduled) {
+      // The only delivery in flight: nothing to batch it with (the usual case at one call at a time).
+      this.#outstanding.length = 0;
+      this.#head = 0;
+      this.#ack(tag, false);
+      return;
+    }
     this.#done.add(tag);
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -62,9 +69,13 @@ export class AckBatcher {
     }
     this.#outstanding = outstanding;
     this.#head = head;
+    if (upTo >= 0) this.#ack(upTo, true);
+    if (stragglers !== undefined) for (const tag of stragglers) this.#ack(tag, false);
+  }
+
+  #ack(tag: number, multiple: boolean): void {
     try {
-      if (upTo >= 0) this.channel.ack(tagOnly(upTo), true);
-      if (stragglers !== undefined) for (const tag of stragglers) this.channel.ack(tagOnly(tag), false);
+      this.channel.ack(tagOnly(tag), multiple);
     } catch {
       // The channel is closed: the broker requeues every unacked delivery; nothing to do here.
     }

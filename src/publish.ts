@@ -12,7 +12,7 @@
  * always sends one, empty if need be. When a channel has no `sendMessage` it
  * falls back to `publish`.
  */
-import type { Channel } from "amqplib";
+import type { Channel, Options } from "amqplib";
 
 /** The message properties warren sets (a subset of AMQP's basic properties). */
 export interface MessageProperties {
@@ -38,7 +38,7 @@ type SendMessage = (fields: object, properties: object, content: Buffer) => bool
  */
 export function publishMessage(channel: Channel, exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory = false): boolean {
   const send = (channel as unknown as { sendMessage?: SendMessage }).sendMessage;
-  if (typeof send !== "function") return channel.publish(exchange, routingKey, content, { ...props, mandatory });
+  if (typeof send !== "function") return channel.publish(exchange, routingKey, content, { ...props, mandatory } as Options.Publish);
   // Same keys, same order as amqplib's Args.publish: one object serves as method fields and properties.
   const fields = {
     exchange,

@@ -19,9 +19,13 @@ export class FakeChannel extends EventEmitter {
     return { consumerTag: `ctag-${++this.#tag}` };
   }
   publish(_exchange: string, routingKey: string, content: Buffer, props: Record<string, unknown>) {
-    const cb = FakeChannel.consumers.get(routingKey);
     const { mandatory: _m, ...properties } = props;
-    const msg = { content, properties: { headers: {}, ...properties }, fields: { redelivered: false, deliveryTag: ++this.#tag } };
+    return this.sendMessage({ routingKey }, { headers: {}, ...properties }, content);
+  }
+  /** What amqplib's publish ends in (warren's publish path calls it directly). */
+  sendMessage(fields: { routingKey: string }, properties: Record<string, unknown>, content: Buffer) {
+    const cb = FakeChannel.consumers.get(fields.routingKey);
+    const msg = { content, properties, fields: { redelivered: false, deliveryTag: ++this.#tag } };
     if (cb) queueMicrotask(() => cb(msg));
     return true;
   }

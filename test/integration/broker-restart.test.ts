@@ -179,12 +179,15 @@ describe("memory alarm", () => {
       const calc = new CalculatorClient(client);
       await expect(calc.add({ a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
 
-      // Count the requests the client hands to amqplib (every Channel shares this prototype).
+      // Count the requests the client hands to amqplib: every publish ends in sendMessage,
+      // which every channel inherits from one prototype.
       const probe = await conn.channel();
-      const publish = vi.spyOn(Object.getPrototypeOf(probe) as { publish: (...a: unknown[]) => boolean }, "publish");
-      onTeardown(() => publish.mockRestore());
+      let owner = Object.getPrototypeOf(probe) as object;
+      while (!Object.hasOwn(owner, "sendMessage")) owner = Object.getPrototypeOf(owner) as object;
+      const send = vi.spyOn(owner as { sendMessage: (fields: { routingKey?: string }, ...rest: unknown[]) => boolean }, "sendMessage");
+      onTeardown(() => send.mockRestore());
       await probe.close();
-      const requestsPublished = () => publish.mock.calls.filter((c) => c[1] === queue).length;
+      const requestsPublished = () => send.mock.calls.filter((c) => c[0].routingKey === queue).length;
 
       // Restore the exact configured value: a fraction (`0.4`) or `{absolute,Bytes}`.
       const original = await ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().");
