@@ -143,6 +143,50 @@ describe("generated publisher and subscriber", () => {
   });
 });
 
+describe("a peer that speaks only the documented wire protocol (plain amqplib, no warren code)", () => {
+  it("publishes an event a warren group subscriber receives typed, and receives what a warren publisher sends", async () => {
+    const w = world();
+    const { bus, conn } = await w.bus();
+    const received: { order: OrdersTypes.OrderPlacedEvent; ctx: EventContext }[] = [];
+    const sub = await new OrdersSubscriber(bus).onOrderPlaced((order, ctx) => void received.push({ order, ctx }), { group: "peer" });
+    deleteAfter(sub.queue);
+    deleteAfter(sub.deadLetterQueue);
+
+    // The peer, following docs/PROTOCOL.md "Events": declare the exchange, bind its own queue, publish.
+    const ch = await conn.channel();
+    onTeardown(() => ch.close().catch(() => {}));
+    await ch.assertExchange(w.exchange, "topic", { durable: true, autoDelete: false });
+    const { queue: peerQueue } = await ch.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
+    await ch.bindQueue(peerQueue, w.exchange, "orders.*.placed");
+    const peerSeen: ConsumeMessage[] = [];
+    await ch.consume(peerQueue, (m) => m && peerSeen.push(m), { noAck: true });
+    const fromPeer = { orderId: "p-1", region: "apac", items: [{ sku: "rice", quantity: 3 }] };
+    ch.publish(w.exchange, "orders.apac.placed", Buffer.from(JSON.stringify(fromPeer)), {
+      type: "order_placed",
+      contentType: "application/json",
+      deliveryMode: 2,
+      messageId: "peer-msg-1",
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+
+    // warren publishes; the peer reads the documented properties.
+    const fromWarren = { orderId: "w-1", region: "eu" as const, items: [] };
+    await new OrdersPublisher(bus).publishOrderPlaced(fromWarren);
+
+    await until(() => received.length === 2 && peerSeen.length === 2, "both events at both ends");
+    const byId = new Map(received.map((r) => [r.order.orderId, r]));
+    expect(byId.get("p-1")!.order).toEqual(fromPeer);
+    expect(byId.get("p-1")!.ctx).toMatchObject({ routingKey: "orders.apac.placed", messageId: "peer-msg-1", attempt: 1 });
+    expect(byId.get("w-1")!.order).toEqual(fromWarren);
+    const warrenMsg = peerSeen.find((m) => m.fields.routingKey === "orders.eu.placed")!;
+    expect(warrenMsg.fields.exchange).toBe(w.exchange);
+    expect(warrenMsg.properties).toMatchObject({ type: "order_placed", contentType: "application/json", deliveryMode: 2 });
+    expect(warrenMsg.properties.messageId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Math.abs(warrenMsg.properties.timestamp - Date.now() / 1000)).toBeLessThan(60);
+    expect(JSON.parse(warrenMsg.content.toString("utf8"))).toEqual(fromWarren);
+  });
+});
+
 describe.each(["topic", "direct", "fanout"] as const)("%s exchange, each subscription mode", (type) => {
   const Orders = ordersService(type, { created: "orders.created", cancelled: "orders.cancelled" });
 
