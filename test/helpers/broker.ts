@@ -8,14 +8,18 @@ import { connect, type Connection, type Logger } from "../../src/index.js";
 
 const exec = promisify(execFile);
 const cleanups: (() => Promise<unknown>)[] = [];
+/** Queue and exchange deletions: run after every other teardown, so no consumer still running re-declares what was deleted. */
+const deletions: (() => Promise<unknown>)[] = [];
 
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+  while (deletions.length > 0) await deletions.pop()!().catch(() => {});
 });
 
-/** A name no other test uses, e.g. `__test_ab12cd34__.calc`. */
+/** A name no other test uses, e.g. `__test_9f2c4e_ab12cd34__.calc` (the run's tag, then the test's; the run checks at its end that none is left). */
 export function uniqueName(suffix = ""): string {
-  return `__test_${randomBytes(4).toString("hex")}__${suffix ? `.${suffix}` : ""}`;
+  const run = process.env.WARREN_TEST_RUN ?? "norun";
+  return `__test_${run}_${randomBytes(4).toString("hex")}__${suffix ? `.${suffix}` : ""}`;
 }
 
 /** A logger that records lines instead of printing them. */
@@ -31,9 +35,9 @@ export async function openConnection(name = uniqueName("conn"), logger: Logger =
   return conn;
 }
 
-/** Runs `fn` on a channel of a fresh connection after the test (teardown must not depend on the test's own connections). */
+/** Runs `fn` on a channel of a fresh connection after the test's other teardown (which must not depend on the test's own connections). */
 function afterTestOnChannel(fn: (ch: Channel) => Promise<unknown>): void {
-  cleanups.push(async () => {
+  deletions.push(async () => {
     const conn = await connect();
     try {
       await fn(await conn.channel());
