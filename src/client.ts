@@ -3,7 +3,6 @@
  * to the service's queue with `mandatory` set; replies come back on direct
  * reply-to (or an exclusive callback queue) and are matched by correlation id.
  */
-import type { EventEmitter } from "node:events";
 import type { Channel, ConsumeMessage, Message } from "amqplib";
 import { v4 as uuidv4 } from "uuid";
 import type { Connection } from "./connection.js";
@@ -22,6 +21,7 @@ import {
   toErrorBody,
 } from "./protocol.js";
 import { Deadlines, type Expiring } from "./deadlines.js";
+import { FlowControl } from "./flow.js";
 import { publishMessage, type MessageProperties } from "./publish.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 import { checksFor } from "./validation.js";
@@ -130,14 +130,14 @@ export class RpcClient implements RpcTransport {
   #reply: Promise<ReplyChannel> | undefined;
   /** The open reply channel, for the synchronous fast path; undefined while (re)opening. */
   #open: ReplyChannel | undefined;
-  #drained: Promise<void> | undefined;
-  #unblocked: Promise<void> | undefined;
+  readonly #flow: FlowControl;
   #closed = false;
 
   /** @internal use `connection.client(options)`. */
   constructor(connection: Connection, options: ClientOptions = {}) {
     this.#connection = connection;
     this.#options = resolveClientOptions(options, connection.logger);
+    this.#flow = new FlowControl(connection);
   }
 
   /** Resolves once the reply consumer is active; rejects if it cannot be set up. */
@@ -212,7 +212,7 @@ export class RpcClient implements RpcTransport {
     this.#calls.add(call);
     // Fast path: publish now when the channel is open and nothing asks us to wait.
     const open = this.#open;
-    if (open !== undefined && this.#drained === undefined && !this.#connection.blocked) this.#publish(call, open);
+    if (open !== undefined && this.#flow.open) this.#publish(call, open);
     else this.#writable().then((reply) => this.#publish(call, reply), (err: unknown) => call.fail(asConnectionLost(err, call.target)));
     return promise;
   }
@@ -236,9 +236,7 @@ export class RpcClient implements RpcTransport {
       const flushed = publishMessage(channel, "", call.queue, call.body!, props, true);
       if (call.method.idempotent !== true) call.body = undefined;
       // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
-      if (!flushed && this.#drained === undefined) {
-        this.#drained = firstOf(channel, ["drain", "close"]).finally(() => (this.#drained = undefined));
-      }
+      this.#flow.published(channel, flushed);
     } catch (err) {
       call.fail(new RpcError("connection_lost", `${describeTarget(call.target)}: could not publish: ${(err as Error).message}`, { ...call.target, cause: err }));
     }
@@ -247,13 +245,7 @@ export class RpcClient implements RpcTransport {
   /** The reply channel once it accepts publishes: connected, not blocked by a broker alarm, socket drained. */
   async #writable(): Promise<ReplyChannel> {
     const reply = await this.#replyChannel();
-    while (this.#drained !== undefined || this.#connection.blocked) {
-      if (this.#drained !== undefined) await this.#drained;
-      if (this.#connection.blocked) {
-        this.#unblocked ??= firstOf(this.#connection, ["unblocked", "disconnected"]).finally(() => (this.#unblocked = undefined));
-        await this.#unblocked;
-      }
-    }
+    await this.#flow.wait();
     return reply;
   }
 
@@ -349,17 +341,6 @@ export class RpcClient implements RpcTransport {
     pending.fail(new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target));
   }
 
-}
-
-/** Resolves on the first of `events`, leaving no listener behind. */
-function firstOf(emitter: EventEmitter, events: readonly string[]): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      for (const e of events) emitter.off(e, done);
-      resolve();
-    };
-    for (const e of events) emitter.on(e, done);
-  });
 }
 
 function canceled(target: { service: string; method: string }, signal: AbortSignal): RpcError {

@@ -8,6 +8,7 @@
 import type { ConfirmChannel } from "amqplib";
 import { v4 as uuidv4 } from "uuid";
 import type { Connection } from "./connection.js";
+import { FlowControl } from "./flow.js";
 import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "./descriptor.js";
 import { RpcError, ValidationError, describeTarget } from "./errors.js";
 import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "./options.js";
@@ -59,11 +60,13 @@ export class EventBus implements EventTransport {
   readonly #subscriptions = new Set<EventSubscription<any>>();
   #publisher: Promise<PublishChannel> | undefined;
   #closed = false;
+  readonly #flow: FlowControl;
 
   /** @internal use `connection.events(options)`. */
   constructor(connection: Connection, options: EventBusOptions = {}) {
     this.#connection = connection;
     this.#options = resolveEventBusOptions(options, connection.logger);
+    this.#flow = new FlowControl(connection);
   }
 
   /** The exchange `service` publishes to, after run-time overrides. */
@@ -93,6 +96,8 @@ export class EventBus implements EventTransport {
     } catch (err) {
       throw new RpcError("connection_lost", `${describeTarget(target)}: cannot publish to exchange "${exchange.name}": ${(err as Error).message}`, { ...target, cause: err });
     }
+    // Back-pressure: wait while the socket buffer is full or the broker blocks the connection (resource alarm).
+    if (!this.#flow.open) await this.#flow.wait();
     const properties = {
       persistent: this.#options.persistent,
       contentType: CONTENT_TYPE,
@@ -105,7 +110,7 @@ export class EventBus implements EventTransport {
       const fail = (err: unknown) =>
         reject(new RpcError("connection_lost", `${describeTarget(target)}: the broker did not confirm the event (${(err as Error).message}); it may or may not have been published`, { ...target, cause: err }));
       try {
-        open.channel.publish(exchange.name, routingKey, body, properties, (err) => (err ? fail(err) : resolve()));
+        this.#flow.published(open.channel, open.channel.publish(exchange.name, routingKey, body, properties, (err) => (err ? fail(err) : resolve())));
         if (!this.#options.confirm) resolve();
       } catch (err) {
         fail(err);

@@ -163,7 +163,7 @@ describe("events across a broker restart", () => {
 });
 
 describe("memory alarm", () => {
-  it("a publishing connection gets connection.blocked; a call made while blocked is not published until unblocked, then both complete", async () => {
+  it("a publishing connection gets connection.blocked; a call and an event made while blocked are not published until unblocked, then all complete", async () => {
     await watchingUnhandled(async (unhandled) => {
       const serverConn = await openConnection();
       const queue = deleteAfter(uniqueName("calc"));
@@ -189,6 +189,16 @@ describe("memory alarm", () => {
       await probe.close();
       const requestsPublished = () => send.mock.calls.filter((c) => c[0].routingKey === queue).length;
 
+      // An event bus on the same connection; its first publish declares the exchange.
+      const exchange = deleteExchangeAfter(uniqueName("events"));
+      const bus = conn.events({ exchanges: { Orders: exchange } });
+      onTeardown(() => bus.close());
+      const publisher = new OrdersPublisher(bus);
+      const order = { orderId: "o-1", region: "eu" as const, items: [] };
+      await publisher.publishOrderPlaced(order);
+      const eventsPublished = () => send.mock.calls.filter((c) => (c[0] as { exchange?: string }).exchange === exchange).length;
+      expect(eventsPublished()).toBe(1);
+
       // Restore the exact configured value: a fraction (`0.4`) or `{absolute,Bytes}`.
       const original = await ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().");
       const absolute = /^\{absolute,\s*(\d+)\}$/.exec(original);
@@ -199,6 +209,7 @@ describe("memory alarm", () => {
       const listenersBefore = conn.listenerCount("disconnected") + conn.listenerCount("unblocked");
       let first!: Promise<unknown>;
       let second!: Promise<unknown>;
+      let event!: Promise<void>;
       try {
         await ctl("set_vm_memory_high_watermark", "0.000001");
         for (let i = 0; i < 100 && !(await ctl("eval", "rabbit_alarm:get_alarms().")).includes("memory"); i++) await sleep(100);
@@ -213,12 +224,15 @@ describe("memory alarm", () => {
         expect(conn.blocked).toBe(true);
         expect(requestsPublished()).toBe(1);
 
-        // A call made while blocked waits inside the client: not handed to amqplib at all.
+        // A call made while blocked waits inside the client: not handed to amqplib at all. So does an event.
         second = calc.add({ a: 4, b: 5 }, { timeoutMs });
         second.catch(() => {});
+        event = publisher.publishOrderPlaced({ ...order, orderId: "o-2" });
+        event.catch(() => {});
         await sleep(300);
         expect(requestsPublished()).toBe(1);
         expect(client.pendingCount).toBe(2);
+        expect(eventsPublished()).toBe(1);
 
         const unblocked = nextEvent(conn, "unblocked", 15_000);
         await ctl(...restoreArgs);
@@ -229,6 +243,8 @@ describe("memory alarm", () => {
       expect(conn.blocked).toBe(false);
       await expect(first).resolves.toEqual({ sum: 5 });
       await expect(second).resolves.toEqual({ sum: 9 });
+      await expect(event).resolves.toBeUndefined(); // confirmed by the broker once unblocked
+      expect(eventsPublished()).toBe(2);
       expect(requestsPublished()).toBe(2);
       expect(client.pendingCount).toBe(0);
       expect(events).toEqual(["blocked", "unblocked"]);
