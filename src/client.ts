@@ -44,9 +44,10 @@ type Target = { service: string; method: string };
 class Call implements Expiring {
   resolve!: (value: unknown) => void;
   reject!: (err: RpcError) => void;
-  /** Bucket key in the client's deadlines. */
-  deadlineKey = 0;
   settled = false;
+  deadlinePrev: Expiring | undefined = undefined;
+  deadlineNext: Expiring | undefined = undefined;
+  deadlineList: Expiring["deadlineList"] = undefined;
 
   constructor(
     readonly table: CallTable,
@@ -97,14 +98,14 @@ class CallTable {
 
   add(call: Call): void {
     this.byId.set(call.correlationId, call);
-    call.deadlineKey = this.#deadlines.add(call, call.deadline);
+    this.#deadlines.add(call, call.timeoutMs);
     call.options.signal?.addEventListener("abort", call, { once: true });
   }
 
   /** A settled call leaves the table. */
   forget(call: Call): void {
     this.byId.delete(call.correlationId);
-    this.#deadlines.delete(call, call.deadlineKey);
+    this.#deadlines.delete(call);
     call.options.signal?.removeEventListener("abort", call);
   }
 

@@ -1,105 +1,106 @@
 /**
- * Deadlines of many pending calls on one timer. Calls are grouped in buckets
- * of `resolutionMs`; a single timer fires for the earliest bucket that still
- * holds a call. Adding and removing a call is a Map and a Set operation, with
- * no timer created or cleared per call (a Node timer costs several hundred
- * nanoseconds and ~200 bytes each). A call expires at or after its deadline,
- * at most `resolutionMs` later.
+ * Deadlines of many pending calls without a timer each. Calls with the same
+ * timeout expire in the order they were added, so each distinct timeout gets
+ * one doubly linked list (oldest first) and one timer for its head; adding is
+ * an append and removing an unlink, with no timer created or cleared per call
+ * (a Node timer costs a few hundred nanoseconds and ~200 bytes). The links
+ * live on the items themselves. This is how Node groups its own timers,
+ * minus the per-call Timeout object.
  */
 
-/** Something with a deadline. */
+/** Something with a deadline; the link fields belong to {@link Deadlines}. */
 export interface Expiring {
   /** Called once, when the deadline has passed (unless removed first). */
   expire(): void;
+  /** Absolute deadline, ms since the epoch. */
+  readonly deadline: number;
+  /** @internal */ deadlinePrev: Expiring | undefined;
+  /** @internal */ deadlineNext: Expiring | undefined;
+  /** @internal */ deadlineList: DeadlineList | undefined;
+}
+
+/** The items sharing one timeout, oldest first, and the timer for the head. */
+interface DeadlineList {
+  readonly timeoutMs: number;
+  head: Expiring | undefined;
+  tail: Expiring | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** When the timer fires. */
+  timerAt: number;
 }
 
 /** The deadlines of one client; see the module comment. */
 export class Deadlines<T extends Expiring> {
-  readonly #buckets = new Map<number, Set<T>>();
-  /** Bucket keys in ascending order; may hold keys whose bucket has since emptied. */
-  #keys: number[] = [];
-  #timer: NodeJS.Timeout | undefined;
-  #timerKey = Infinity;
-  readonly #fire = () => this.#expireDue();
+  readonly #lists = new Map<number, DeadlineList>();
 
-  constructor(private readonly resolutionMs = 10) {}
-
-  /** Number of registered items. */
+  /** Number of registered items (walks the lists: for tests and diagnostics). */
   get size(): number {
     let n = 0;
-    for (const bucket of this.#buckets.values()) n += bucket.size;
+    for (const list of this.#lists.values()) for (let item = list.head; item !== undefined; item = item.deadlineNext) n++;
     return n;
   }
 
-  /** Registers `item` to expire at `deadline` (ms since the epoch); returns the key {@link delete} needs. */
-  add(item: T, deadline: number): number {
-    const key = Math.ceil(deadline / this.resolutionMs);
-    let bucket = this.#buckets.get(key);
-    if (bucket === undefined) {
-      bucket = new Set();
-      this.#buckets.set(key, bucket);
-      insertSorted(this.#keys, key);
-      if (key < this.#timerKey) this.#arm(key);
+  /** Registers `item`, whose deadline is `timeoutMs` after now; it expires at or after `item.deadline`. */
+  add(item: T, timeoutMs: number): void {
+    let list = this.#lists.get(timeoutMs);
+    if (list === undefined) {
+      list = { timeoutMs, head: undefined, tail: undefined, timer: undefined, timerAt: Infinity };
+      this.#lists.set(timeoutMs, list);
     }
-    bucket.add(item);
-    return key;
+    item.deadlineList = list;
+    item.deadlinePrev = list.tail;
+    item.deadlineNext = undefined;
+    if (list.tail === undefined) list.head = item;
+    else list.tail.deadlineNext = item;
+    list.tail = item;
+    // Deadlines in one list only grow (unless the wall clock steps back); arm when the list has no timer.
+    if (list.timer === undefined || item.deadline < list.timerAt) this.#arm(list, item.deadline);
   }
 
-  /** Removes `item` (registered under `key`); it will not expire. */
-  delete(item: T, key: number): void {
-    const bucket = this.#buckets.get(key);
-    if (bucket !== undefined && bucket.delete(item) && bucket.size === 0) this.#buckets.delete(key);
+  /** Removes `item`; it will not expire. A no-op if it is not registered. */
+  delete(item: T): void {
+    const list = item.deadlineList;
+    if (list === undefined) return;
+    const { deadlinePrev: prev, deadlineNext: next } = item;
+    if (prev === undefined) list.head = next;
+    else prev.deadlineNext = next;
+    if (next === undefined) list.tail = prev;
+    else next.deadlinePrev = prev;
+    item.deadlineList = item.deadlinePrev = item.deadlineNext = undefined;
+    // The timer stays: it fires for the old head, finds nothing due and re-arms (or stops) then.
   }
 
-  /** Removes everything and stops the timer. */
+  /** Removes everything and stops the timers. */
   clear(): void {
-    this.#buckets.clear();
-    this.#keys = [];
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerKey = Infinity;
-  }
-
-  #arm(key: number): void {
-    clearTimeout(this.#timer);
-    this.#timerKey = key;
-    // Unref'd: a pending call must not keep a process alive on its own (its connection does while it is open).
-    this.#timer = setTimeout(this.#fire, Math.max(0, key * this.resolutionMs - Date.now())).unref();
-  }
-
-  #expireDue(): void {
-    this.#timer = undefined;
-    this.#timerKey = Infinity;
-    const now = Date.now();
-    const keys = this.#keys;
-    const due: Set<T>[] = [];
-    let i = 0;
-    for (; i < keys.length; i++) {
-      const bucket = this.#buckets.get(keys[i]!);
-      if (bucket === undefined) continue; // emptied since it was added: only a marker
-      if (keys[i]! * this.resolutionMs > now) break;
-      this.#buckets.delete(keys[i]!);
-      due.push(bucket);
+    for (const list of this.#lists.values()) {
+      clearTimeout(list.timer);
+      for (let item = list.head; item !== undefined; ) {
+        const next = item.deadlineNext;
+        item.deadlineList = item.deadlinePrev = item.deadlineNext = undefined;
+        item = next;
+      }
     }
-    keys.splice(0, i);
-    if (keys.length > 0) this.#arm(keys[0]!);
-    for (const bucket of due) for (const item of bucket) item.expire();
+    this.#lists.clear();
   }
-}
 
-/** Inserts `key` into the ascending `keys` unless present; appending (the usual case) is O(1). */
-function insertSorted(keys: number[], key: number): void {
-  const last = keys.length - 1;
-  if (last < 0 || keys[last]! < key) {
-    keys.push(key);
-    return;
+  #arm(list: DeadlineList, at: number): void {
+    clearTimeout(list.timer);
+    list.timerAt = at;
+    // Unref'd: a pending call must not keep a process alive on its own (its connection does while it is open).
+    list.timer = setTimeout(() => this.#expireDue(list), Math.max(0, at - Date.now())).unref();
   }
-  let lo = 0;
-  let hi = last;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! < key) lo = mid + 1;
-    else hi = mid;
+
+  #expireDue(list: DeadlineList): void {
+    list.timer = undefined;
+    list.timerAt = Infinity;
+    const now = Date.now();
+    const due: Expiring[] = [];
+    while (list.head !== undefined && list.head.deadline <= now) {
+      due.push(list.head);
+      this.delete(list.head as T);
+    }
+    if (list.head !== undefined) this.#arm(list, list.head.deadline);
+    else if (this.#lists.get(list.timeoutMs) === list) this.#lists.delete(list.timeoutMs);
+    for (const item of due) item.expire();
   }
-  if (keys[lo] !== key) keys.splice(lo, 0, key);
 }

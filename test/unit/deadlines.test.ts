@@ -1,75 +1,92 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Deadlines } from "../../src/deadlines.js";
+import { Deadlines, type Expiring } from "../../src/deadlines.js";
 
-/** An item that records when it expired (fake time). */
-function item(name: string, log: string[]) {
-  return { expire: () => log.push(`${name}@${Date.now()}`) };
+/** An item due `timeoutMs` from now that records when it expired (fake time). */
+function item(name: string, timeoutMs: number, log: string[]): Expiring & { timeoutMs: number } {
+  return {
+    timeoutMs,
+    deadline: Date.now() + timeoutMs,
+    expire: () => void log.push(`${name}@${Date.now() - 1_000_000}`),
+    deadlinePrev: undefined,
+    deadlineNext: undefined,
+    deadlineList: undefined,
+  };
 }
 
 describe("Deadlines", () => {
+  let log: string[];
+  let d: Deadlines<Expiring>;
+  const add = (name: string, timeoutMs: number) => {
+    const it = item(name, timeoutMs, log);
+    d.add(it, timeoutMs);
+    return it;
+  };
+
   beforeEach(() => {
     vi.useFakeTimers();
     vi.setSystemTime(1_000_000);
+    log = [];
+    d = new Deadlines();
   });
   afterEach(() => vi.useRealTimers());
 
-  it("expires each item at or after its deadline, at most one resolution late, in deadline order", () => {
-    const log: string[] = [];
-    const d = new Deadlines(10);
-    d.add(item("c", log), 1_000_250);
-    d.add(item("a", log), 1_000_050);
-    d.add(item("b", log), 1_000_101);
-    vi.advanceTimersByTime(49);
+  it("expires each item at its deadline, across timeouts, in deadline order", () => {
+    add("c", 250);
+    add("a", 50);
+    vi.advanceTimersByTime(20);
+    add("b", 81); // due at 101
+    vi.advanceTimersByTime(49 - 20);
     expect(log).toEqual([]);
     vi.advanceTimersByTime(1_000);
-    expect(log).toEqual(["a@1000050", "b@1000110", "c@1000250"]);
+    expect(log).toEqual(["a@50", "b@101", "c@250"]);
     expect(d.size).toBe(0);
   });
 
-  it("never expires a removed item, and keeps expiring the others of its bucket", () => {
-    const log: string[] = [];
-    const d = new Deadlines(10);
-    const a = item("a", log);
-    const keyA = d.add(a, 1_000_100);
-    d.add(item("b", log), 1_000_100);
-    d.delete(a, keyA);
+  it("never expires a removed item, wherever it sits in its list", () => {
+    const first = add("first", 100);
+    add("second", 100);
+    const middle = add("middle", 100);
+    add("last", 100);
+    d.delete(first);
+    d.delete(middle);
+    d.delete(middle); // twice is harmless
+    expect(d.size).toBe(2);
     vi.advanceTimersByTime(200);
-    expect(log).toEqual(["b@1000100"]);
+    expect(log).toEqual(["second@100", "last@100"]);
   });
 
-  it("moves the timer earlier for an earlier deadline and skips emptied buckets", () => {
-    const log: string[] = [];
-    const d = new Deadlines(10);
-    const late = item("late", log);
-    const key = d.add(late, 1_030_000);
-    d.add(item("early", log), 1_000_020);
-    vi.advanceTimersByTime(20);
-    expect(log).toEqual(["early@1000020"]);
-    d.delete(late, key);
-    d.add(item("next", log), 1_040_000);
-    vi.advanceTimersByTime(50_000);
-    expect(log).toEqual(["early@1000020", "next@1040000"]);
+  it("uses one timer per distinct timeout, however many items, and none once all are gone", () => {
+    for (let i = 0; i < 1_000; i++) {
+      add(`x${i}`, 5_000);
+      vi.advanceTimersByTime(1);
+    }
+    add("short", 10);
+    expect(vi.getTimerCount()).toBe(2);
+    vi.advanceTimersByTime(10_000);
+    expect(log).toHaveLength(1_001);
+    expect(log[0]).toBe("short@1010");
+    expect(log.at(-1)).toBe("x999@5999");
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("handles many calls with one timer", () => {
-    const log: string[] = [];
-    const d = new Deadlines(10);
-    for (let i = 0; i < 1_000; i++) d.add(item(String(i), log), 1_000_000 + ((i * 7919) % 5_000));
-    expect(vi.getTimerCount()).toBe(1);
-    vi.advanceTimersByTime(5_010);
-    expect(log).toHaveLength(1_000);
-    const times = log.map((l) => Number(l.split("@")[1]));
-    expect(times).toEqual([...times].sort((x, y) => x - y));
+  it("keeps expiring on time when the head settles first (its timer re-arms for the next)", () => {
+    const head = add("head", 100);
+    vi.advanceTimersByTime(30);
+    add("next", 100); // due at 130
+    d.delete(head);
+    vi.advanceTimersByTime(99);
+    expect(log).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(log).toEqual(["next@130"]);
   });
 
-  it("clear() drops everything and stops the timer", () => {
-    const log: string[] = [];
-    const d = new Deadlines(10);
-    d.add(item("a", log), 1_000_100);
+  it("clear() drops everything and stops the timers", () => {
+    add("a", 100);
+    add("b", 200);
     d.clear();
     vi.advanceTimersByTime(1_000);
     expect(log).toEqual([]);
     expect(vi.getTimerCount()).toBe(0);
+    expect(d.size).toBe(0);
   });
 });
