@@ -13,7 +13,8 @@
  * Each implementation's server runs in its own child process (one per
  * implementation), so clients and servers do not share an event loop; all
  * clients live in this process. Cells run interleaved: for each repetition,
- * for each cell, every implementation in turn (A B C A B C ...). Reported
+ * for each cell, every implementation in turn, the order rotating by one per
+ * repetition (A B C, B C A, C A B). Reported
  * numbers are medians over repetitions. Every reply is checked; a wrong reply
  * aborts the run.
  */
@@ -152,8 +153,10 @@ try {
       `${reps} reps x ${cells.length} cells x ${impls.length} impls, ${warmupMs} ms warm-up + ${durationMs} ms each`,
   );
   for (let rep = 1; rep <= reps; rep++) {
+    // Each repetition starts with the next implementation (A B C, B C A, C A B), so none always runs first or after the same one.
+    const order = impls.map((_, i) => impls[(i + rep - 1) % impls.length]!);
     for (const cell of cells) {
-      for (const impl of impls) {
+      for (const impl of order) {
         const client = clients[impl];
         const call =
           cell.payload === "small"
@@ -239,7 +242,7 @@ lines.push("# warren RPC benchmark", "");
 lines.push(`Command: \`${compiled ? "npm run bench --" : "npx tsx bench/run.ts"} ${args.join(" ")}\`${compiled ? " (tsc output, plain node)" : " (through tsx)"}  `.replace(/ +`/, "`").replace(/ --`/, "`"));
 lines.push(`${env.date}; Node ${env.node}; ${env.cpus}; ${env.broker}; amqplib ${env.amqplib}; ajv ${env.ajv}; rabbitmq-client ${env.rabbitmqClient}.  `);
 lines.push(
-  `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, interleaved per cell; ` +
+  `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, interleaved per cell, the order rotating per repetition (A B C, B C A, C A B); ` +
     `${warmupMs} ms warm-up + ${durationMs} ms measured per cell; medians over repetitions. Prefetch ${PREFETCH}; small = \`add({a,b}) -> {sum}\`; ` +
     `4 KB = \`Bench.echo\` (${ECHO_BYTES} B JSON each way). Latencies in ms. Total wall time ${env.wallSeconds} s.`,
   "",
