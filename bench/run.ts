@@ -6,7 +6,7 @@
  *                                    node dist-bench/bench/run.js: the JS users run)
  *   npx tsx bench/run.ts [options]  (same, through tsx: its keepNames helper costs
  *                                    every closure, so numbers are lower)
- *   options: --reps 3 --warmup 500 --duration 3000 --impls baseline,warren,rmqc
+ *   options: --reps 3 --warmup 500 --duration 3000 --jit-warmup 2000 --impls baseline,warren,rmqc
  *            --inproc (servers in this process) --cpu-prof-dir DIR (profile the server children)
  *            --out bench/results/latest (writes .md and .json)
  *
@@ -45,6 +45,7 @@ const url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const reps = Number(opt("reps", "3"));
 const warmupMs = Number(opt("warmup", "500"));
 const durationMs = Number(opt("duration", "3000"));
+const jitWarmupMs = Number(opt("jit-warmup", "2000"));
 const inproc = args.includes("--inproc");
 const cpuProfDir = args.includes("--cpu-prof-dir") ? path.resolve(opt("cpu-prof-dir", "")) : undefined;
 const out = path.resolve(root, opt("out", "bench/results/latest"));
@@ -132,6 +133,20 @@ async function pkgVersion(name: string): Promise<string> {
 }
 
 // ------------------------------------------------------------------ run
+/** One checked call of `impl` with `payload`: a wrong reply throws and aborts the run. */
+function callFor(impl: ImplName, payload: Cell["payload"]): (i: number) => Promise<void> {
+  const client = clients[impl];
+  return payload === "small"
+    ? async (i) => {
+        const req = addRequest(i);
+        checkAdd(req, await client.add(req));
+      }
+    : async (i) => {
+        const req = echoRequest(i);
+        checkEcho(req, await client.echo(req));
+      };
+}
+
 type Cpu = { client?: number; server?: number; broker?: number }; // µs of CPU per call
 type Measured = CellResult & { cpuPerCall: Cpu };
 type Raw = Record<string, Record<string, Measured[]>>; // cell id -> impl -> per repetition
@@ -152,22 +167,21 @@ try {
     `servers: ${inproc ? "in this process (client and server share one event loop)" : "one child process per implementation"}; ` +
       `${reps} reps x ${cells.length} cells x ${impls.length} impls, ${warmupMs} ms warm-up + ${durationMs} ms each`,
   );
+  // Untimed JIT warm-up: every implementation runs each payload for a while before anything is
+  // measured, so the first measured cell of an implementation does not pay for compiling its code.
+  if (jitWarmupMs > 0) {
+    for (const impl of impls) {
+      await runCell(callFor(impl, "small"), 16, 0, jitWarmupMs);
+      await runCell(callFor(impl, "small"), 1, 0, jitWarmupMs / 2);
+      await runCell(callFor(impl, "4KB"), 16, 0, jitWarmupMs / 2);
+    }
+  }
   for (let rep = 1; rep <= reps; rep++) {
     // Each repetition starts with the next implementation (A B C, B C A, C A B), so none always runs first or after the same one.
     const order = impls.map((_, i) => impls[(i + rep - 1) % impls.length]!);
     for (const cell of cells) {
       for (const impl of order) {
-        const client = clients[impl];
-        const call =
-          cell.payload === "small"
-            ? async (i: number) => {
-                const req = addRequest(i);
-                checkAdd(req, await client.add(req));
-              }
-            : async (i: number) => {
-                const req = echoRequest(i);
-                checkEcho(req, await client.echo(req));
-              };
+        const call = callFor(impl, cell.payload);
         const before: Cpu = {};
         const after: Cpu = {};
         const sample = (into: Cpu) => {
@@ -243,7 +257,7 @@ lines.push(`Command: \`${compiled ? "npm run bench --" : "npx tsx bench/run.ts"}
 lines.push(`${env.date}; Node ${env.node}; ${env.cpus}; ${env.broker}; amqplib ${env.amqplib}; ajv ${env.ajv}; rabbitmq-client ${env.rabbitmqClient}.  `);
 lines.push(
   `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, interleaved per cell, the order rotating per repetition (A B C, B C A, C A B); ` +
-    `${warmupMs} ms warm-up + ${durationMs} ms measured per cell; medians over repetitions. Prefetch ${PREFETCH}; small = \`add({a,b}) -> {sum}\`; ` +
+    `untimed JIT warm-up of ${jitWarmupMs * 2} ms per implementation first; ${warmupMs} ms warm-up + ${durationMs} ms measured per cell; medians over repetitions. Prefetch ${PREFETCH}; small = \`add({a,b}) -> {sum}\`; ` +
     `4 KB = \`Bench.echo\` (${ECHO_BYTES} B JSON each way). Latencies in ms. Total wall time ${env.wallSeconds} s.`,
   "",
 );
