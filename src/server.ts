@@ -104,7 +104,7 @@ class ServiceRegistration implements Registration {
   constructor(
     readonly service: string,
     readonly queue: string,
-    private readonly connection: Connection,
+    connection: Connection,
     private readonly methods: Map<string, { method: MethodDescriptor; handler: AnyHandler }>,
     private readonly options: ResolvedServerOptions,
     private readonly onClosed: () => void,
