@@ -96,9 +96,10 @@ class CallTable {
   readonly byId = new Map<string, Call>();
   readonly #deadlines = new Deadlines<Call>();
 
-  add(call: Call): void {
+  /** Registers `call`, due `dueInMs` from now (its deadline). */
+  add(call: Call, dueInMs: number): void {
     this.byId.set(call.correlationId, call);
-    this.#deadlines.add(call, call.timeoutMs);
+    this.#deadlines.add(call, dueInMs);
     call.options.signal?.addEventListener("abort", call, { once: true });
   }
 
@@ -163,7 +164,7 @@ export class RpcClient implements RpcTransport {
     } catch (err) {
       return Promise.reject(err);
     }
-    const outcome = this.#start(first);
+    const outcome = this.#start(first, first.timeoutMs);
     // Only idempotent calls pay for a retry handler, and only a failure runs it.
     return (method.idempotent === true ? outcome.catch((err: unknown) => this.#retry(err, first, 1)) : outcome) as Promise<Res>;
   }
@@ -197,20 +198,21 @@ export class RpcClient implements RpcTransport {
     const { method, queue, body, deadline, timeoutMs, options } = first;
     if (options.signal?.aborted) throw canceled(first.target, options.signal);
     const next = new Call(this.#calls, method, queue, this.#newId(), body, deadline, timeoutMs, options);
-    return this.#start(next).catch((e: unknown) => this.#retry(e, first, attempt + 1));
+    // The retry keeps the first attempt's deadline: it is due in what remains of the budget.
+    return this.#start(next, Math.max(0, deadline - Date.now())).catch((e: unknown) => this.#retry(e, first, attempt + 1));
   }
 
   #newId(): string {
     return this.#idPrefix + (++this.#nextId).toString(36);
   }
 
-  /** Registers `call` (pending, deadline, abort) and publishes it, now or once the channel accepts publishes. */
-  #start(call: Call): Promise<unknown> {
+  /** Registers `call` (pending, deadline `dueInMs` from now, abort) and publishes it, now or once the channel accepts publishes. */
+  #start(call: Call, dueInMs: number): Promise<unknown> {
     const promise = new Promise<unknown>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
     });
-    this.#calls.add(call);
+    this.#calls.add(call, dueInMs);
     // Fast path: publish now when the channel is open and nothing asks us to wait.
     const open = this.#open;
     if (open !== undefined && this.#flow.open) this.#publish(call, open);

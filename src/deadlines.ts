@@ -40,7 +40,10 @@ export class Deadlines<T extends Expiring> {
     return n;
   }
 
-  /** Registers `item`, whose deadline is `timeoutMs` after now; it expires at or after `item.deadline`. */
+  /**
+   * Registers `item`, whose deadline must be `timeoutMs` after now (so each list
+   * stays in deadline order); it expires at or after `item.deadline`.
+   */
   add(item: T, timeoutMs: number): void {
     let list = this.#lists.get(timeoutMs);
     if (list === undefined) {
