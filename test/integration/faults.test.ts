@@ -56,6 +56,34 @@ describe("connection faults", () => {
     expect(runs).toBe(2); // the contract says add is idempotent: running it twice is allowed
   });
 
+  it("a retried idempotent call still times out at its first deadline, ahead of a later call with the same timeout", async () => {
+    // A queue nobody consumes: requests wait there and no reply ever comes.
+    const queue = deleteAfter(uniqueName("calc"));
+    const setup = await openConnection();
+    const ch = await setup.channel();
+    await ch.assertQueue(queue, { durable: true });
+    await ch.close();
+    const name = uniqueName("client-conn");
+    const conn = await openConnection(name);
+    const client = await conn.client({ queues: { Calculator: queue } });
+    onTeardown(() => client.close());
+    const calc = new CalculatorClient(client);
+    const timeoutMs = 6_000;
+    const order: string[] = [];
+    const record = (label: string) => (err: RpcError) => void order.push(`${label}:${err.code}`);
+    const first = calc.add({ a: 1, b: 1 }, { timeoutMs }).catch(record("first"));
+    // The moment the connection drops, before first's retry (which waits a backoff) is registered:
+    // a call with the same timeout, due later than first.
+    let later: Promise<unknown> | undefined;
+    conn.once("disconnected", () => (later = calc.add({ a: 2, b: 2 }, { timeoutMs }).catch(record("later"))));
+    await sleep(100);
+    expect(await killConnection(name)).toBe(1);
+    await first;
+    expect(order).toEqual(["first:timeout"]); // later is still pending when first times out
+    await later;
+    expect(order).toEqual(["first:timeout", "later:timeout"]);
+  }, 30_000);
+
   it("a server whose connection is killed reconnects, re-declares its queue and resumes", async () => {
     const name = uniqueName("server-conn");
     const serverConn = await openConnection(name);
