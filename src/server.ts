@@ -100,6 +100,8 @@ class ServiceRegistration implements Registration {
   readonly #consumer: KeptConsumer;
   /** One ack batcher per channel: delivery tags are per channel. */
   readonly #acks = new WeakMap<Channel, AckBatcher>();
+  /** The batcher of the current channel, flushed before a graceful close. */
+  #currentAcks: AckBatcher | undefined;
 
   constructor(
     readonly service: string,
@@ -116,7 +118,8 @@ class ServiceRegistration implements Registration {
         prepare: async (channel) => {
           await channel.assertQueue(queue, { durable: true });
           await channel.prefetch(options.prefetch);
-          this.#acks.set(channel, new AckBatcher(channel));
+          this.#currentAcks = new AckBatcher(channel);
+          this.#acks.set(channel, this.#currentAcks);
           return queue;
         },
         deliver: (channel, msg) => this.#onDelivery(channel, msg),
@@ -139,6 +142,7 @@ class ServiceRegistration implements Registration {
     this.#closing ??= (async () => {
       await this.#consumer.cancel();
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+      this.#currentAcks?.flush(); // the last replies' acks go out before the channel closes
       await this.#consumer.close();
       this.onClosed();
     })();

@@ -280,15 +280,27 @@ describe("serving", () => {
     const queue = deleteAfter(uniqueName("graceful"));
     const server = conn.server();
     let finished = 0;
-    await serveCalculator(server, { ...handlers, add: async ({ a, b }) => { await sleep(300); finished++; return { sum: a + b }; } }, { queue });
+    // Both handlers wait on one gate, opened after close() has begun: they finish in the same
+    // turn of the event loop, so their acks are batched right as the registration closes.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    await serveCalculator(server, { ...handlers, add: async ({ a, b }) => { await gate; finished++; return { sum: a + b }; } }, { queue });
     const client = await conn.client({ queues: { Calculator: queue } });
     onTeardown(() => client.close());
     const calc = new CalculatorClient(client);
     const calls = Promise.all([calc.add({ a: 1, b: 1 }), calc.add({ a: 2, b: 2 })]);
     await sleep(100);
-    await server.close();
+    const closing = server.close();
+    await sleep(100);
+    expect(finished).toBe(0);
+    open();
+    await closing;
     expect(finished).toBe(2);
     await expect(calls).resolves.toEqual([{ sum: 2 }, { sum: 4 }]);
+    // Both were acked before the channel closed: nothing went back to the queue for another server to run again.
+    const ch = await conn.channel();
+    expect((await ch.checkQueue(queue)).messageCount).toBe(0);
+    await ch.close();
   });
 
   it("acks every request exactly once when sync and async handlers finish out of order (batched acks)", async () => {
