@@ -4,9 +4,9 @@
  * the default amqp://guest:guest@127.0.0.1:5672).
  */
 import { Calculator, CalculatorClient, serveCalculator } from "../generated/calculator/index.js";
-import { FibonacciClient, serveFibonacci } from "../generated/fibonacci/index.js";
-import { OrdersClient, OrdersPublisher, OrdersSubscriber, serveOrders } from "../generated/orders/index.js";
-import { PointsClient, servePoints } from "../generated/points/index.js";
+import { Fibonacci, FibonacciClient, serveFibonacci } from "../generated/fibonacci/index.js";
+import { Orders, OrdersClient, OrdersPublisher, OrdersSubscriber, serveOrders } from "../generated/orders/index.js";
+import { Points, PointsClient, servePoints } from "../generated/points/index.js";
 import { connect, isDeclaredError, isRpcError, type Connection } from "../src/index.js";
 import { calculatorHandlers } from "./services/calculator.js";
 import { fibonacciHandlers } from "./services/fibonacci.js";
@@ -58,6 +58,20 @@ async function main(conn: Connection): Promise<void> {
   await client.close();
   await server.close();
   await events(conn);
+  await removeIfIdle(conn, [Fibonacci, Points, Calculator, Orders].map((s) => s.queue));
+  // The Orders exchange too, unless another queue is bound to it (the broker then refuses: kept).
+  const ch = await conn.channel();
+  await ch.deleteExchange(Orders.exchange.name, { ifUnused: true }).then(() => ch.close(), () => {});
+}
+
+/** Deletes the demo's service queues when nobody consumes them and they are empty; a real deployment keeps its queues. */
+async function removeIfIdle(conn: Connection, queues: string[]): Promise<void> {
+  const ch = await conn.channel();
+  for (const q of queues) {
+    const { consumerCount, messageCount } = await ch.checkQueue(q);
+    if (consumerCount === 0 && messageCount === 0) await ch.deleteQueue(q, { ifUnused: true, ifEmpty: true });
+  }
+  await ch.close();
 }
 
 /** Typed events: an RPC handler publishes, a consumer group reacts and publishes again, a broadcast subscriber watches one region. */
