@@ -24,7 +24,7 @@ import { Deadlines, type Expiring } from "./deadlines.js";
 import { FlowControl } from "./flow.js";
 import { publishMessage, type MessageProperties } from "./publish.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
-import { checksFor } from "./validation.js";
+import { checksFor, type MethodChecks } from "./validation.js";
 
 /** Outcomes after which an idempotent call is tried again. */
 const RETRY_ON: ReadonlySet<string> = new Set(["connection_lost"]);
@@ -35,6 +35,14 @@ interface ReplyChannel {
 }
 
 type Target = { service: string; method: string };
+
+/** Service and method names for error messages and `RpcError` fields. */
+function targetOf(method: MethodDescriptor<any, any, any>): Target {
+  return { service: method.service.name, method: method.name };
+}
+
+/** The options of a call made without any: shared, never written. */
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 /**
  * One attempt of a call, from publish to its outcome. A plain object with
@@ -52,6 +60,8 @@ class Call implements Expiring {
   constructor(
     readonly table: CallTable,
     readonly method: MethodDescriptor<any, any, any>,
+    /** The method's compiled checks (looked up once per call). */
+    readonly checks: MethodChecks,
     readonly queue: string,
     readonly correlationId: string,
     /** The encoded request; dropped once published unless the method is idempotent (a retry sends it again). */
@@ -62,7 +72,7 @@ class Call implements Expiring {
   ) {}
 
   get target(): Target {
-    return { service: this.method.service.name, method: this.method.name };
+    return targetOf(this.method);
   }
 
   succeed(value: unknown): void {
@@ -157,7 +167,7 @@ export class RpcClient implements RpcTransport {
    * Methods the contract declares `idempotent` are retried after `connection_lost`
    * while their deadline allows (not after `no_server`: that answer must stay fast).
    */
-  call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = {}): Promise<Res> {
+  call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = NO_OPTIONS): Promise<Res> {
     let first: Call;
     try {
       first = this.#prepare(method, request, options);
@@ -171,19 +181,19 @@ export class RpcClient implements RpcTransport {
 
   /** Checks and encodes a call; throws what the caller should see. */
   #prepare(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions): Call {
-    const target = { service: method.service.name, method: method.name };
-    if (this.#closed) throw new RpcError("canceled", `${describeTarget(target)}: the client is closed`, target);
-    if (options.signal?.aborted) throw canceled(target, options.signal);
+    if (this.#closed) throw new RpcError("canceled", `${describeTarget(targetOf(method))}: the client is closed`, targetOf(method));
+    if (options.signal?.aborted) throw canceled(targetOf(method), options.signal);
     let timeoutMs: number;
     try {
       timeoutMs = callTimeout(options.timeoutMs, method.timeoutMs, this.#options.timeoutMs);
     } catch (err) {
-      throw new RpcError("invalid_request", `${describeTarget(target)}: ${(err as Error).message}`, { ...target, cause: err });
+      throw new RpcError("invalid_request", `${describeTarget(targetOf(method))}: ${(err as Error).message}`, { ...targetOf(method), cause: err });
     }
-    const issues = checksFor(method).request(request);
-    if (issues !== undefined) throw new ValidationError("invalid_request", "client", issues, target);
-    const queue = this.#options.queues[target.service] ?? method.service.queue;
-    return new Call(this.#calls, method, queue, this.#newId(), encodeBody(request), Date.now() + timeoutMs, timeoutMs, options);
+    const checks = checksFor(method);
+    const issues = checks.request(request);
+    if (issues !== undefined) throw new ValidationError("invalid_request", "client", issues, targetOf(method));
+    const queue = this.#options.queues[method.service.name] ?? method.service.queue;
+    return new Call(this.#calls, method, checks, queue, this.#newId(), encodeBody(request), Date.now() + timeoutMs, timeoutMs, options);
   }
 
   /**
@@ -197,7 +207,7 @@ export class RpcClient implements RpcTransport {
     await new Promise((r) => setTimeout(r, delay));
     const { method, queue, body, deadline, timeoutMs, options } = first;
     if (options.signal?.aborted) throw canceled(first.target, options.signal);
-    const next = new Call(this.#calls, method, queue, this.#newId(), body, deadline, timeoutMs, options);
+    const next = new Call(this.#calls, method, first.checks, queue, this.#newId(), body, deadline, timeoutMs, options);
     // The retry keeps the first attempt's deadline: it is due in what remains of the budget.
     return this.#start(next, Math.max(0, deadline - Date.now())).catch((e: unknown) => this.#retry(e, first, attempt + 1));
   }
@@ -308,7 +318,7 @@ export class RpcClient implements RpcTransport {
       return;
     }
     if (msg.properties.type === RESULT_TYPE) {
-      const issues = checksFor(method).response(decoded.value);
+      const issues = pending.checks.response(decoded.value);
       if (issues === undefined) pending.succeed(decoded.value);
       else pending.fail(new ValidationError("invalid_response", "client", issues, pending.target));
       return;

@@ -10,7 +10,7 @@ import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError } f
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from "./options.js";
 import { CONTENT_TYPE, DEADLINE_HEADER, ERROR_TYPE, RESULT_TYPE, decodeBody, encodeBody, readDeadline, serverErrorBody } from "./protocol.js";
-import { checksFor } from "./validation.js";
+import { checksFor, type MethodChecks } from "./validation.js";
 import { AckBatcher } from "./acks.js";
 import { KeptConsumer } from "./consumer.js";
 import { publishMessage } from "./publish.js";
@@ -35,6 +35,13 @@ export interface Registration {
 
 type AnyHandler = (request: unknown, ctx: HandlerContext<any>) => unknown;
 
+/** A served method: its descriptor, its handler and its compiled checks. */
+interface MethodEntry {
+  readonly method: MethodDescriptor;
+  readonly handler: AnyHandler;
+  readonly checks: MethodChecks;
+}
+
 /**
  * Serves registered services. Several processes may serve one queue: the
  * broker spreads requests among them, at most `prefetch` unacknowledged each.
@@ -57,12 +64,12 @@ export class RpcServer {
    * @throws Error naming the method when a handler is missing.
    */
   async register<S extends ServiceDescriptor>(service: S, handlers: ServiceHandlers<S>, options: RegisterOptions = {}): Promise<Registration> {
-    const byWireName = new Map<string, { method: MethodDescriptor; handler: AnyHandler }>();
+    const byWireName = new Map<string, MethodEntry>();
     for (const [key, method] of Object.entries(service.methods)) {
       const handler = (handlers as Record<string, unknown>)[key];
       if (typeof handler !== "function") throw new TypeError(`warren: ${service.name}.${key}: no handler function was given`);
-      checksFor(method); // compile every schema now, not on the first request
-      byWireName.set(method.name, { method, handler: (handler as AnyHandler).bind(handlers) });
+      // Compiled now, not on the first request, and kept with the method: no lookup per request.
+      byWireName.set(method.name, { method, handler: (handler as AnyHandler).bind(handlers), checks: checksFor(method) });
     }
     const registration: ServiceRegistration = new ServiceRegistration(
       service.name,
@@ -87,8 +94,7 @@ type Reply = { type: string; body: unknown };
 
 /** A request ready for its handler: method found, body decoded and valid. */
 interface Admitted {
-  readonly method: MethodDescriptor;
-  readonly handler: AnyHandler;
+  readonly entry: MethodEntry;
   readonly request: unknown;
   readonly ctx: Context;
 }
@@ -100,14 +106,15 @@ class ServiceRegistration implements Registration {
   readonly #consumer: KeptConsumer;
   /** One ack batcher per channel: delivery tags are per channel. */
   readonly #acks = new WeakMap<Channel, AckBatcher>();
-  /** The batcher of the current channel, flushed before a graceful close. */
+  /** The current channel and its batcher (flushed before a graceful close). */
+  #currentChannel: Channel | undefined;
   #currentAcks: AckBatcher | undefined;
 
   constructor(
     readonly service: string,
     readonly queue: string,
     connection: Connection,
-    private readonly methods: Map<string, { method: MethodDescriptor; handler: AnyHandler }>,
+    private readonly methods: Map<string, MethodEntry>,
     private readonly options: ResolvedServerOptions,
     private readonly onClosed: () => void,
   ) {
@@ -118,6 +125,7 @@ class ServiceRegistration implements Registration {
         prepare: async (channel) => {
           await channel.assertQueue(queue, { durable: true });
           await channel.prefetch(options.prefetch);
+          this.#currentChannel = channel;
           this.#currentAcks = new AckBatcher(channel);
           this.#acks.set(channel, this.#currentAcks);
           return queue;
@@ -154,7 +162,7 @@ class ServiceRegistration implements Registration {
    * reply when the handler returns a plain value; only a promise makes it async.
    */
   #onDelivery(channel: Channel, msg: ConsumeMessage): void {
-    const acks = this.#acks.get(channel)!;
+    const acks = channel === this.#currentChannel ? this.#currentAcks! : this.#acks.get(channel)!;
     acks.delivered(msg.fields.deliveryTag);
     const props = msg.properties;
     const replyTo = typeof props.replyTo === "string" && props.replyTo !== "" ? props.replyTo : undefined;
@@ -180,10 +188,11 @@ class ServiceRegistration implements Registration {
       this.#send(channel, acks, msg, replyTo, correlationId, admitted);
       return;
     }
-    const { method, handler, request, ctx } = admitted;
+    const { entry, request, ctx } = admitted;
+    const method = entry.method;
     let result: unknown;
     try {
-      result = handler(request, ctx);
+      result = entry.handler(request, ctx);
     } catch (err) {
       ctx.dispose();
       this.#send(channel, acks, msg, replyTo, correlationId, this.#errorReply(this.#toWireError(err, method)));
@@ -191,13 +200,13 @@ class ServiceRegistration implements Registration {
     }
     if (!isPromiseLike(result)) {
       ctx.dispose();
-      this.#send(channel, acks, msg, replyTo, correlationId, this.#resultReply(method, result));
+      this.#send(channel, acks, msg, replyTo, correlationId, this.#resultReply(entry, result));
       return;
     }
     this.#inFlight++;
     Promise.resolve(result)
       .then(
-        (value) => this.#resultReply(method, value),
+        (value) => this.#resultReply(entry, value),
         (err: unknown) => this.#errorReply(this.#toWireError(err, method)),
       )
       .then(
@@ -229,12 +238,12 @@ class ServiceRegistration implements Registration {
     if (entry === undefined) {
       return this.#errorReply(new RpcError("unknown_method", `${this.service} has no method ${JSON.stringify(wireName ?? null)}`));
     }
-    const { method, handler } = entry;
+    const method = entry.method;
     const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.options.maxMessageBytes);
     if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: ${decoded.reason}`));
-    const issues = checksFor(method).request(decoded.value);
+    const issues = entry.checks.request(decoded.value);
     if (issues !== undefined) return this.#errorReply(new ValidationError("invalid_request", "server", issues, { service: this.service, method: method.name }));
-    return { method, handler, request: decoded.value, ctx: new Context(this.service, method, correlationId, msg, deadline) };
+    return { entry, request: decoded.value, ctx: new Context(this.service, method, correlationId, msg, deadline) };
   }
 
   /** Publishes the reply, then acks the request: if we die in between it is redelivered, never lost. */
@@ -248,10 +257,10 @@ class ServiceRegistration implements Registration {
     }
   }
 
-  #resultReply(method: MethodDescriptor, result: unknown): Reply {
-    const issues = checksFor(method).response(result);
+  #resultReply(entry: MethodEntry, result: unknown): Reply {
+    const issues = entry.checks.response(result);
     if (issues === undefined) return { type: RESULT_TYPE, body: result };
-    const target = { service: this.service, method: method.name };
+    const target = { service: this.service, method: entry.method.name };
     this.options.logger.error(`warren: ${describeTarget(target)}: handler returned an invalid response: ${formatIssues(issues)}`);
     return this.#errorReply(new ValidationError("invalid_response", "server", issues, target));
   }
@@ -326,6 +335,6 @@ class Context implements HandlerContext<any> {
   }
 
   dispose(): void {
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
   }
 }
