@@ -45,14 +45,17 @@ function targetOf(method: MethodDescriptor<any, any, any>): Target {
 const NO_OPTIONS: CallOptions = Object.freeze({});
 
 /**
- * One attempt of a call, from publish to its outcome. A plain object with
- * methods rather than closures: it is the AbortSignal listener (`handleEvent`)
- * and the deadline entry (`expire`) itself.
+ * One call, from publish to its outcome, across retries (each attempt with a
+ * new correlation id, resolving the same promise). A plain object with methods
+ * rather than closures: it is the AbortSignal listener (`handleEvent`) and the
+ * deadline entry (`expire`) itself.
  */
 class Call implements Expiring {
   resolve!: (value: unknown) => void;
   reject!: (err: RpcError) => void;
+  /** Not pending: settled, or waiting to be tried again. */
   settled = false;
+  attempt = 1;
   deadlinePrev: Expiring | undefined = undefined;
   deadlineNext: Expiring | undefined = undefined;
   deadlineList: Expiring["deadlineList"] = undefined;
@@ -63,7 +66,8 @@ class Call implements Expiring {
     /** The method's compiled checks (looked up once per call). */
     readonly checks: MethodChecks,
     readonly queue: string,
-    readonly correlationId: string,
+    /** Of the current attempt. */
+    public correlationId: string,
     /** The encoded request; dropped once published unless the method is idempotent (a retry sends it again). */
     public body: Buffer | undefined,
     readonly deadline: number,
@@ -80,7 +84,7 @@ class Call implements Expiring {
   }
 
   fail(err: RpcError): void {
-    if (this.#settle()) this.reject(err);
+    if (this.#settle() && !this.table.retry(this, err)) this.reject(err);
   }
 
   /** Deadline passed. */
@@ -105,6 +109,9 @@ class Call implements Expiring {
 class CallTable {
   readonly byId = new Map<string, Call>();
   readonly #deadlines = new Deadlines<Call>();
+
+  /** `retry(call, err)` decides whether a failed call is tried again (true: it will be, so it stays unsettled for its caller). */
+  constructor(readonly retry: (call: Call, err: RpcError) => boolean) {}
 
   /** Registers `call`, due `dueInMs` from now (its deadline). */
   add(call: Call, dueInMs: number): void {
@@ -135,7 +142,7 @@ class CallTable {
 export class RpcClient implements RpcTransport {
   readonly #connection: Connection;
   readonly #options: ResolvedClientOptions;
-  readonly #calls = new CallTable();
+  readonly #calls = new CallTable((call, err) => this.#retry(call, err));
   /** Correlation ids are `<prefix>.<counter>`: the prefix is a UUID v4 per client, so ids are unique across clients. */
   readonly #idPrefix = `${uuidv4()}.`;
   #nextId = 0;
@@ -174,9 +181,12 @@ export class RpcClient implements RpcTransport {
     } catch (err) {
       return Promise.reject(err);
     }
-    const outcome = this.#start(first, first.timeoutMs);
-    // Only idempotent calls pay for a retry handler, and only a failure runs it.
-    return (method.idempotent === true ? outcome.catch((err: unknown) => this.#retry(err, first, 1)) : outcome) as Promise<Res>;
+    const outcome = new Promise<unknown>((resolve, reject) => {
+      first.resolve = resolve;
+      first.reject = reject;
+    });
+    this.#start(first, first.timeoutMs);
+    return outcome as Promise<Res>;
   }
 
   /** Checks and encodes a call; throws what the caller should see. */
@@ -197,19 +207,27 @@ export class RpcClient implements RpcTransport {
   }
 
   /**
-   * After a failed attempt of an idempotent call: tries again after `connection_lost`
-   * (new correlation id, capped backoff) while the deadline allows, else rethrows.
+   * After a failed attempt: an idempotent call is tried again after `connection_lost`
+   * (new correlation id, capped backoff, same deadline and promise) while its deadline
+   * allows. Returns whether it will be.
    */
-  async #retry(err: unknown, first: Call, attempt: number): Promise<unknown> {
-    const retryable = (err as RpcError).code !== undefined && RETRY_ON.has((err as RpcError).code);
-    const delay = Math.min(1000, 25 * 2 ** attempt);
-    if (!retryable || this.#closed || Date.now() + delay >= first.deadline) throw err;
-    await new Promise((r) => setTimeout(r, delay));
-    const { method, queue, body, deadline, timeoutMs, options } = first;
-    if (options.signal?.aborted) throw canceled(first.target, options.signal);
-    const next = new Call(this.#calls, method, first.checks, queue, this.#newId(), body, deadline, timeoutMs, options);
-    // The retry keeps the first attempt's deadline: it is due in what remains of the budget.
-    return this.#start(next, Math.max(0, deadline - Date.now())).catch((e: unknown) => this.#retry(e, first, attempt + 1));
+  #retry(call: Call, err: RpcError): boolean {
+    if (call.method.idempotent !== true || !RETRY_ON.has(err.code) || this.#closed) return false;
+    const delay = Math.min(1000, 25 * 2 ** call.attempt);
+    if (Date.now() + delay >= call.deadline) return false;
+    call.attempt++;
+    setTimeout(() => {
+      const signal = call.options.signal;
+      if (this.#closed) call.reject(new RpcError("canceled", `${describeTarget(call.target)}: the client was closed`, call.target));
+      else if (signal?.aborted) call.reject(canceled(call.target, signal));
+      else {
+        call.correlationId = this.#newId();
+        call.settled = false;
+        // The retry keeps the first attempt's deadline: it is due in what remains of the budget.
+        this.#start(call, Math.max(0, call.deadline - Date.now()));
+      }
+    }, delay);
+    return true;
   }
 
   #newId(): string {
@@ -217,21 +235,22 @@ export class RpcClient implements RpcTransport {
   }
 
   /** Registers `call` (pending, deadline `dueInMs` from now, abort) and publishes it, now or once the channel accepts publishes. */
-  #start(call: Call, dueInMs: number): Promise<unknown> {
-    const promise = new Promise<unknown>((resolve, reject) => {
-      call.resolve = resolve;
-      call.reject = reject;
-    });
+  #start(call: Call, dueInMs: number): void {
     this.#calls.add(call, dueInMs);
     // Fast path: publish now when the channel is open and nothing asks us to wait.
     const open = this.#open;
     if (open !== undefined && this.#flow.open) this.#publish(call, open);
-    else this.#writable().then((reply) => this.#publish(call, reply), (err: unknown) => call.fail(asConnectionLost(err, call.target)));
-    return promise;
+    else {
+      const attempt = call.attempt;
+      const current = () => !call.settled && call.attempt === attempt; // not settled or retried meanwhile
+      this.#writable().then(
+        (reply) => current() && this.#publish(call, reply),
+        (err: unknown) => current() && call.fail(asConnectionLost(err, call.target)),
+      );
+    }
   }
 
   #publish(call: Call, { channel, replyTo }: ReplyChannel): void {
-    if (call.settled) return; // settled while waiting for the channel
     const now = Date.now();
     const deadline = call.deadline;
     const extra = call.options.headers;
