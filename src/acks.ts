@@ -26,13 +26,16 @@ export class AckBatcher {
     this.#outstanding.push(tag);
   }
 
-  /** The request with `tag` is finished (replied to, or dropped on purpose): ack it by the end of this tick. */
-  done(tag: number): void {
+  /**
+   * The request with `tag` is finished (replied to, or dropped on purpose): ack it by the
+   * end of this tick. `msg`, the delivery itself, saves building a message to ack it alone.
+   */
+  done(tag: number, msg?: AckTarget): void {
     if (this.#outstanding.length - this.#head === 1 && !this.#scheduled) {
       // The only delivery in flight: nothing to batch it with (the usual case at one call at a time).
       this.#outstanding.length = 0;
       this.#head = 0;
-      this.#ack(tag, false);
+      this.#ack(msg ?? tagOnly(tag), false);
       return;
     }
     this.#done.add(tag);
@@ -69,20 +72,23 @@ export class AckBatcher {
     }
     this.#outstanding = outstanding;
     this.#head = head;
-    if (upTo >= 0) this.#ack(upTo, true);
-    if (stragglers !== undefined) for (const tag of stragglers) this.#ack(tag, false);
+    if (upTo >= 0) this.#ack(tagOnly(upTo), true);
+    if (stragglers !== undefined) for (const tag of stragglers) this.#ack(tagOnly(tag), false);
   }
 
-  #ack(tag: number, multiple: boolean): void {
+  #ack(target: AckTarget, multiple: boolean): void {
     try {
-      this.channel.ack(tagOnly(tag), multiple);
+      this.channel.ack(target, multiple);
     } catch {
       // The channel is closed: the broker requeues every unacked delivery; nothing to do here.
     }
   }
 }
 
-/** What `channel.ack` reads of a message. */
-function tagOnly(deliveryTag: number): Parameters<Channel["ack"]>[0] {
-  return { fields: { deliveryTag } } as Parameters<Channel["ack"]>[0];
+/** What `channel.ack` takes: a delivered message (it reads only its delivery tag). */
+type AckTarget = Parameters<Channel["ack"]>[0];
+
+/** A message carrying only `deliveryTag`, which is all `channel.ack` reads. */
+function tagOnly(deliveryTag: number): AckTarget {
+  return { fields: { deliveryTag } } as AckTarget;
 }

@@ -99,6 +99,7 @@ interface Admitted {
   readonly ctx: Context;
 }
 
+
 class ServiceRegistration implements Registration {
   #inFlight = 0;
   #idle: (() => void) | undefined;
@@ -171,7 +172,7 @@ class ServiceRegistration implements Registration {
     if (replyTo === undefined) {
       // Nobody could receive the outcome, so running the handler would be a side effect nobody asked to observe.
       this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: wireName })}: dropped a request without reply_to (correlation_id ${correlationId ?? "none"})`);
-      acks.done(msg.fields.deliveryTag);
+      acks.done(msg.fields.deliveryTag, msg);
       return;
     }
     let admitted: Admitted | Reply | undefined;
@@ -181,11 +182,11 @@ class ServiceRegistration implements Registration {
       admitted = this.#unexpected(wireName, err);
     }
     if (admitted === undefined) {
-      acks.done(msg.fields.deliveryTag); // the caller has already given up; running it would be wasted work
+      acks.done(msg.fields.deliveryTag, msg); // the caller has already given up; running it would be wasted work
       return;
     }
     if (!("ctx" in admitted)) {
-      this.#send(channel, acks, msg, replyTo, correlationId, admitted);
+      this.#send(channel, acks, msg, replyTo, correlationId, admitted.type, admitted.body);
       return;
     }
     const { entry, request, ctx } = admitted;
@@ -195,12 +196,18 @@ class ServiceRegistration implements Registration {
       result = entry.handler(request, ctx);
     } catch (err) {
       ctx.dispose();
-      this.#send(channel, acks, msg, replyTo, correlationId, this.#errorReply(this.#toWireError(err, method)));
+      const reply = this.#errorReply(this.#toWireError(err, method));
+      this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body);
       return;
     }
     if (!isPromiseLike(result)) {
       ctx.dispose();
-      this.#send(channel, acks, msg, replyTo, correlationId, this.#resultReply(entry, result));
+      // The common case, without a Reply object: a valid result goes out as it is.
+      if (entry.checks.response(result) === undefined) this.#send(channel, acks, msg, replyTo, correlationId, RESULT_TYPE, result);
+      else {
+        const reply = this.#resultReply(entry, result);
+        this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body);
+      }
       return;
     }
     this.#inFlight++;
@@ -210,8 +217,11 @@ class ServiceRegistration implements Registration {
         (err: unknown) => this.#errorReply(this.#toWireError(err, method)),
       )
       .then(
-        (reply) => this.#send(channel, acks, msg, replyTo, correlationId, reply),
-        (err: unknown) => this.#send(channel, acks, msg, replyTo, correlationId, this.#unexpected(wireName, err)),
+        (reply) => this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body),
+        (err: unknown) => {
+          const reply = this.#unexpected(wireName, err);
+          this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body);
+        },
       )
       .finally(() => {
         ctx.dispose();
@@ -227,12 +237,12 @@ class ServiceRegistration implements Registration {
   #admit(msg: ConsumeMessage, wireName: string | undefined, correlationId: string | undefined): Admitted | Reply | undefined {
     const deadline = readDeadline(msg.properties.headers as Record<string, unknown> | undefined);
     if (typeof deadline === "number" && deadline <= Date.now()) return undefined;
-    const target = { service: this.service, method: wireName };
+    const target = () => ({ service: this.service, method: wireName });
     if (correlationId === undefined || correlationId === "") {
-      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: the request has no correlation_id`));
+      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target())}: the request has no correlation_id`));
     }
     if (deadline === null) {
-      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
+      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target())}: header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
     }
     const entry = wireName === undefined ? undefined : this.methods.get(wireName);
     if (entry === undefined) {
@@ -240,17 +250,17 @@ class ServiceRegistration implements Registration {
     }
     const method = entry.method;
     const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.options.maxMessageBytes);
-    if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", `${describeTarget(target)}: ${decoded.reason}`));
+    if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", `${describeTarget(target())}: ${decoded.reason}`));
     const issues = entry.checks.request(decoded.value);
     if (issues !== undefined) return this.#errorReply(new ValidationError("invalid_request", "server", issues, { service: this.service, method: method.name }));
     return { entry, request: decoded.value, ctx: new Context(this.service, method, correlationId, msg, deadline) };
   }
 
   /** Publishes the reply, then acks the request: if we die in between it is redelivered, never lost. */
-  #send(channel: Channel, acks: AckBatcher, msg: ConsumeMessage, replyTo: string, correlationId: string | undefined, reply: Reply): void {
+  #send(channel: Channel, acks: AckBatcher, msg: ConsumeMessage, replyTo: string, correlationId: string | undefined, type: string, body: unknown): void {
     try {
-      publishMessage(channel, "", replyTo, encodeBody(reply.body), { contentType: CONTENT_TYPE, correlationId, type: reply.type });
-      acks.done(msg.fields.deliveryTag);
+      publishMessage(channel, "", replyTo, encodeBody(body), { contentType: CONTENT_TYPE, correlationId, type });
+      acks.done(msg.fields.deliveryTag, msg);
     } catch (err) {
       const target = { service: this.service, method: msg.properties.type as string | undefined };
       this.options.logger.error(`warren: ${describeTarget(target)}: could not reply (${(err as Error).message}); the broker will redeliver the request`);
