@@ -99,7 +99,6 @@ interface Admitted {
   readonly ctx: Context;
 }
 
-
 class ServiceRegistration implements Registration {
   #inFlight = 0;
   #idle: (() => void) | undefined;
