@@ -106,8 +106,7 @@ class ServiceRegistration implements Registration {
   readonly #consumer: KeptConsumer;
   /** One ack batcher per channel: delivery tags are per channel. */
   readonly #acks = new WeakMap<Channel, AckBatcher>();
-  /** The current channel and its batcher (flushed before a graceful close). */
-  #currentChannel: Channel | undefined;
+  /** The batcher of the current channel, flushed before a graceful close. */
   #currentAcks: AckBatcher | undefined;
 
   constructor(
@@ -125,7 +124,6 @@ class ServiceRegistration implements Registration {
         prepare: async (channel) => {
           await channel.assertQueue(queue, { durable: true });
           await channel.prefetch(options.prefetch);
-          this.#currentChannel = channel;
           this.#currentAcks = new AckBatcher(channel);
           this.#acks.set(channel, this.#currentAcks);
           return queue;
@@ -162,7 +160,7 @@ class ServiceRegistration implements Registration {
    * reply when the handler returns a plain value; only a promise makes it async.
    */
   #onDelivery(channel: Channel, msg: ConsumeMessage): void {
-    const acks = channel === this.#currentChannel ? this.#currentAcks! : this.#acks.get(channel)!;
+    const acks = this.#acks.get(channel)!;
     acks.delivered(msg.fields.deliveryTag);
     const props = msg.properties;
     const replyTo = typeof props.replyTo === "string" && props.replyTo !== "" ? props.replyTo : undefined;
