@@ -4,6 +4,8 @@
  * `server.ts`, the only files that touch amqplib.
  */
 import { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+import type { Readable, Writable } from "node:stream";
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
 import { RpcClient } from "./client.js";
 import { EventBus } from "./events.js";
@@ -99,7 +101,9 @@ export class Connection extends EventEmitter {
 
   async #open<C extends Channel>(create: (model: ChannelModel) => Promise<C>): Promise<C> {
     if (this.#closed) throw new RpcError("connection_lost", `connection to ${this.url} is closed`);
-    const channel = await create(await this.#ready);
+    const model = await this.#ready;
+    const channel = await create(model);
+    if (this.#coalesce) writeThrough(model, channel);
     // A channel error is always followed by its close event, which owners handle.
     channel.on("error", () => {});
     return channel;
@@ -215,6 +219,22 @@ export async function connect(url?: string, options: ConnectionOptions = {}): Pr
   }
 }
 
+/** The parts of amqplib's connection that {@link coalesceWrites} and {@link writeThrough} reach into. */
+interface Internals {
+  stream: Socket;
+  muxer: { _readIncoming: (this: unknown) => void; blocked?: boolean };
+  channels: ({ buffer?: unknown } | null)[];
+}
+
+/** amqplib's connection behind a channel model, when it has the shape warren's write path relies on. */
+function internalsOf(model: ChannelModel): Internals | undefined {
+  const c = (model as unknown as { connection?: Partial<Internals> }).connection;
+  const socket = c?.stream as Partial<Socket> | undefined;
+  if (typeof c?.muxer?._readIncoming !== "function" || !Array.isArray(c.channels)) return undefined;
+  if (typeof socket?.cork !== "function" || typeof socket.uncork !== "function" || typeof socket.write !== "function") return undefined;
+  return c as Internals;
+}
+
 /**
  * amqplib's multiplexer writes each pending frame to the socket with its own
  * `write` (one syscall each: a reply and its ack are two). Corking the socket
@@ -222,19 +242,56 @@ export async function connect(url?: string, options: ConnectionOptions = {}): Pr
  * when amqplib's internals have the expected shape; otherwise nothing changes.
  */
 function coalesceWrites(model: ChannelModel): void {
-  const internals = (model as unknown as { connection?: { stream?: unknown; muxer?: { _readIncoming?: unknown } } }).connection;
-  const socket = internals?.stream as { cork?: () => void; uncork?: () => void } | undefined;
-  const muxer = internals?.muxer;
-  if (!muxer || typeof muxer._readIncoming !== "function" || typeof socket?.cork !== "function" || typeof socket.uncork !== "function") return;
-  const readIncoming = muxer._readIncoming as (this: unknown) => void;
+  const internals = internalsOf(model);
+  if (internals === undefined) return;
+  const { stream: socket, muxer } = internals;
+  const readIncoming = muxer._readIncoming;
   muxer._readIncoming = function corked(this: unknown) {
-    socket.cork!();
+    socket.cork();
     try {
       readIncoming.call(this);
     } finally {
-      socket.uncork!();
+      socket.uncork();
     }
   };
+}
+
+/**
+ * amqplib queues every frame a channel sends in the channel's buffer stream;
+ * its multiplexer moves it to the socket in a later `setImmediate` turn, after
+ * a `nextTick` "readable" event. When that buffer is empty and the socket
+ * accepts writes, a frame can go to the socket at once without changing the
+ * order of anything: `writeThrough` does that for `channel`, corking the socket
+ * until the end of the current tick so that the frames of one turn (a reply
+ * and its ack, a burst of requests) still leave in one `writev`. Otherwise the
+ * frame takes amqplib's path, which also keeps its back-pressure: a full socket
+ * sends later frames through the buffer, whose `write` then reports it.
+ */
+function writeThrough(model: ChannelModel, channel: Channel): void {
+  const internals = internalsOf(model);
+  const number = (channel as unknown as { ch?: unknown }).ch;
+  if (internals === undefined || typeof number !== "number") return;
+  const buffer = internals.channels[number]?.buffer as Writable & Readable | undefined;
+  if (typeof buffer?.write !== "function" || typeof buffer.readableLength !== "number") return;
+  const { stream: socket, muxer } = internals;
+  const queued = buffer.write.bind(buffer) as (chunk: Buffer) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  buffer.write = ((chunk: Buffer) => {
+    if (buffer.readableLength !== 0 || buffer.writableLength !== 0 || muxer.blocked === true || socket.writableNeedDrain || !socket.writable) {
+      return queued(chunk);
+    }
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    socket.write(chunk);
+    return true;
+  }) as typeof buffer.write;
 }
 
 function withHeartbeat(url: string, seconds: number): string {

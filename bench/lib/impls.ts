@@ -24,8 +24,11 @@ import type { Batch } from "../../generated/bench/types.js";
  * JavaScript costs. `wire` = all of warren's properties; `wire-noexp` without
  * the per-message `expiration`; `wire-nohdr` without the headers table;
  * `wire-min` = only content_type + type (what a validating protocol needs).
+ * `mix-wc` = warren's client against the `wire` server, `mix-ws` = the `wire`
+ * client against warren's server: next to `wire` and `warren` they split
+ * warren's cost into its client's and its server's.
  */
-export type ImplName = "baseline" | "warren" | "rmqc" | "wire" | "wire-noexp" | "wire-nohdr" | "wire-min";
+export type ImplName = "baseline" | "warren" | "rmqc" | "wire" | "wire-noexp" | "wire-nohdr" | "wire-min" | "wire-nomand" | "wire-nouuid" | "mix-wc" | "mix-ws";
 export const IMPL_LABEL: Record<ImplName, string> = {
   baseline: "amqplib baseline",
   warren: "warren",
@@ -34,6 +37,10 @@ export const IMPL_LABEL: Record<ImplName, string> = {
   "wire-noexp": "wire without expiration",
   "wire-nohdr": "wire without headers",
   "wire-min": "wire: content_type+type only",
+  "wire-nomand": "wire without mandatory",
+  "wire-nouuid": "wire with counter ids",
+  "mix-wc": "warren client, wire server",
+  "mix-ws": "wire client, warren server",
 };
 
 /** Queues of one implementation: one per method. */
@@ -130,12 +137,16 @@ interface WireFlags {
   expiration: boolean;
   headers: boolean;
   full: boolean; // timestamp, mandatory, uuid correlation ids
+  mandatory?: boolean; // with full: false leaves mandatory out
+  uuid?: boolean; // with full: false uses counter ids
 }
 const WIRE: Record<string, WireFlags> = {
   wire: { expiration: true, headers: true, full: true },
   "wire-noexp": { expiration: false, headers: true, full: true },
   "wire-nohdr": { expiration: true, headers: false, full: true },
   "wire-min": { expiration: false, headers: false, full: false },
+  "wire-nomand": { expiration: true, headers: true, full: true, mandatory: false },
+  "wire-nouuid": { expiration: true, headers: true, full: true, uuid: false },
 };
 
 function wireClient(flags: WireFlags) {
@@ -145,7 +156,7 @@ function wireClient(flags: WireFlags) {
     let next = 0;
     const call = (queue: string, type: string, body: unknown): Promise<unknown> =>
       new Promise((resolve) => {
-        const id = flags.full ? v4() : String(++next);
+        const id = flags.full && flags.uuid !== false ? v4() : String(++next);
         pending.set(id, resolve);
         const deadline = Date.now() + 30_000;
         ch.publish("", queue, Buffer.from(JSON.stringify(body)), {
@@ -154,7 +165,7 @@ function wireClient(flags: WireFlags) {
           type,
           contentType: "application/json",
           ...(flags.expiration ? { expiration: String(Math.max(1, deadline - Date.now())) } : {}),
-          ...(flags.full ? { timestamp: Math.floor(Date.now() / 1000), mandatory: true } : {}),
+          ...(flags.full ? { timestamp: Math.floor(Date.now() / 1000), mandatory: flags.mandatory !== false } : {}),
           ...(flags.headers ? { headers: { "x-warren-deadline": deadline, "x-warren-protocol": 1 } } : {}),
         });
       });
@@ -297,6 +308,10 @@ export const CLIENTS: Record<ImplName, (url: string, q: Queues) => Promise<Bench
   "wire-noexp": wireClient(WIRE["wire-noexp"]!),
   "wire-nohdr": wireClient(WIRE["wire-nohdr"]!),
   "wire-min": wireClient(WIRE["wire-min"]!),
+  "wire-nomand": wireClient(WIRE["wire-nomand"]!),
+  "wire-nouuid": wireClient(WIRE["wire-nouuid"]!),
+  "mix-wc": warrenClient,
+  "mix-ws": wireClient(WIRE.wire!),
 };
 
 export const SERVERS: Record<ImplName, (url: string, q: Queues) => Promise<BenchServerImpl>> = {
@@ -307,4 +322,8 @@ export const SERVERS: Record<ImplName, (url: string, q: Queues) => Promise<Bench
   "wire-noexp": wireServer,
   "wire-nohdr": wireServer,
   "wire-min": wireServer,
+  "wire-nomand": wireServer,
+  "wire-nouuid": wireServer,
+  "mix-wc": wireServer,
+  "mix-ws": warrenServer,
 };

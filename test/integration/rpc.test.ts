@@ -6,7 +6,9 @@ import {
   DIRECT_REPLY_TO,
   RpcError,
   ValidationError,
+  defineService,
   isDeclaredError,
+  method,
   type ClientOptions,
   type Connection,
   type HandlerContext,
@@ -324,6 +326,50 @@ describe("serving", () => {
     expect((await ch.checkQueue(queue)).messageCount).toBe(0);
     await ch.close();
     expect(logger.lines.filter((l) => l.includes("closed"))).toEqual([]);
+  });
+
+  it("keeps publish order on a congested socket: large and small requests, sent over many turns, arrive in call order", async () => {
+    // Requests go straight to the socket while nothing of their channel waits in amqplib's queue, and
+    // through that queue once the socket is full; a frame that overtook a queued one would reorder
+    // requests, or split a large message's frames (the broker then closes the connection).
+    const Sink = defineService({
+      name: "Sink",
+      version: "1.0.0",
+      queue: "rpc.Sink",
+      methods: {
+        put: method<{ seq: number; pad: string }, { seq: number }>({
+          name: "put",
+          request: {
+            type: "object",
+            required: ["seq", "pad"],
+            additionalProperties: false,
+            properties: { seq: { type: "integer" }, pad: { type: "string" } },
+          },
+          response: { type: "object", required: ["seq"], additionalProperties: false, properties: { seq: { type: "integer" } } },
+        }),
+      },
+    });
+    const conn = await openConnection();
+    const queue = deleteAfter(uniqueName("sink"));
+    const arrived: number[] = [];
+    const server = conn.server({ prefetch: 1000 });
+    onTeardown(() => server.close());
+    await server.register(Sink, { put: ({ seq }) => (arrived.push(seq), { seq }) }, { queue });
+    const client = await conn.client({ queues: { Sink: queue } });
+    onTeardown(() => client.close());
+    const large = "x".repeat(200_000);
+    const calls: Promise<{ seq: number }>[] = [];
+    for (let turn = 0; turn < 40; turn++) {
+      for (let i = 0; i < 10; i++) {
+        const seq = turn * 10 + i;
+        calls.push(client.call(Sink.methods.put, { seq, pad: seq % 2 === 0 ? large : "" }, { timeoutMs: 60_000 }));
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const replies = await Promise.all(calls);
+    const order = Array.from({ length: 400 }, (_, i) => i);
+    expect(replies.map((r) => r.seq)).toEqual(order);
+    expect(arrived).toEqual(order);
   });
 
   it("honours the prefetch: never more concurrent handlers than allowed", async () => {
