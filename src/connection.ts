@@ -26,8 +26,15 @@ import { RpcServer } from "./server.js";
 /** How to start a broker, appended to "cannot reach" errors. */
 const START_HINT = "start one with `rabbitmq-server -detached` (or set AMQP_URL)";
 
+/** An open AMQP connection and the (redacted) address it went to. */
+interface Dialed {
+  model: ChannelModel;
+  url: string;
+}
+
+/** Opens a connection to one of the broker addresses; rejects with each address's failure. */
 interface Dial {
-  (): Promise<ChannelModel>;
+  (): Promise<Dialed>;
 }
 
 /**
@@ -41,8 +48,6 @@ interface Dial {
  * - `close` — closed for good by {@link Connection.close}.
  */
 export class Connection extends EventEmitter {
-  /** The broker URL with its password redacted; safe to log. */
-  readonly url: string;
   /** Where the runtime logs. */
   readonly logger: Logger;
   readonly #dial: Dial;
@@ -54,17 +59,23 @@ export class Connection extends EventEmitter {
   #closed = false;
   #blocked = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  #url: string;
 
   /** @internal use {@link connect}. */
-  constructor(model: ChannelModel, url: string, dial: Dial, options: ConnectionOptions) {
+  constructor({ model, url }: Dialed, dial: Dial, options: ConnectionOptions) {
     super();
-    this.url = url;
+    this.#url = url;
     this.logger = options.logger ?? console;
     this.#dial = dial;
     this.#reconnect = resolveReconnect(options.reconnect);
     this.#coalesce = options.coalesceWrites ?? true;
     this.#ready = Promise.resolve(model);
     this.#adopt(model);
+  }
+
+  /** The broker address of the current (or last) connection, password redacted; safe to log. With several addresses it changes when a reconnection lands on another. */
+  get url(): string {
+    return this.#url;
   }
 
   /** True once {@link close} was called. */
@@ -174,11 +185,12 @@ export class Connection extends EventEmitter {
     this.emit("reconnecting", { attempt, delayMs });
     this.#retryTimer = setTimeout(() => {
       this.#dial().then(
-        (model) => {
+        ({ model, url }) => {
           if (this.#closed) {
             void model.close().catch(() => {});
             return;
           }
+          this.#url = url;
           this.#adopt(model);
           this.#settleReady?.resolve(model);
           this.#settleReady = undefined;
@@ -196,27 +208,57 @@ export class Connection extends EventEmitter {
  * caps a sequential caller near 45 calls/s). After a later loss the connection
  * reconnects by itself; see {@link Connection} for its events.
  *
- * @param url `amqp://` or `amqps://` URL. @default process.env.AMQP_URL, else `amqp://guest:guest@127.0.0.1:5672`
- * @throws RpcError `connection_lost` with the redacted URL and how to start a broker when the first attempt fails.
+ * Given several addresses (the nodes of a cluster), it tries them in order
+ * until one accepts; each reconnection starts with the address after the one
+ * it was connected to, so a node that went down is tried last.
+ *
+ * @param url `amqp://` or `amqps://` URL, or a list of them. @default process.env.AMQP_URL, else `amqp://guest:guest@127.0.0.1:5672`
+ * @throws RpcError `connection_lost` naming each redacted address with its failure, and how to start a broker, when none accepts.
+ * @throws TypeError when the list is empty.
  */
-export async function connect(url?: string, options: ConnectionOptions = {}): Promise<Connection> {
-  const target = url ?? process.env.AMQP_URL ?? DEFAULT_URL;
+export async function connect(url?: string | readonly string[], options: ConnectionOptions = {}): Promise<Connection> {
+  const targets = typeof url === "string" ? [url] : url === undefined ? [process.env.AMQP_URL ?? DEFAULT_URL] : [...url];
+  if (targets.length === 0) throw new TypeError("warren: connect() was given an empty list of broker addresses");
   const socketOptions = {
     noDelay: true,
     timeout: options.connectTimeoutMs ?? 5000,
     clientProperties: { connection_name: options.name ?? "warren" },
     ...(options.tls ?? {}),
   };
-  const withHb = withHeartbeat(target, options.heartbeatSeconds ?? 10);
-  const dial = () => amqp.connect(withHb, socketOptions);
+  const heartbeat = options.heartbeatSeconds ?? 10;
+  const dial = dialer(targets, (target) => amqp.connect(withHeartbeat(target, heartbeat), socketOptions));
   try {
-    return new Connection(await dial(), redactUrl(target), dial, options);
+    return new Connection(await dial(), dial, options);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new RpcError("connection_lost", `cannot reach RabbitMQ at ${redactUrl(target)} (${redactUrl(String(reason))}): ${START_HINT}`, {
-      cause: err,
-    });
+    throw new RpcError("connection_lost", `cannot reach RabbitMQ at ${(err as Error).message}: ${START_HINT}`, { cause: (err as Error).cause ?? err });
   }
+}
+
+/**
+ * Tries `targets` in turn, starting after the address of the last success.
+ * Rejects with an Error whose message lists each redacted address with its
+ * failure (`amqp://…:1 (ECONNREFUSED)`); its `cause` is the last failure.
+ */
+function dialer(targets: readonly string[], open: (target: string) => Promise<ChannelModel>): Dial {
+  let start = 0;
+  return async () => {
+    const failures: string[] = [];
+    let last: unknown;
+    for (let i = 0; i < targets.length; i++) {
+      const index = (start + i) % targets.length;
+      const target = targets[index]!;
+      try {
+        const model = await open(target);
+        start = (index + 1) % targets.length;
+        return { model, url: redactUrl(target) };
+      } catch (err) {
+        last = err;
+        const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        failures.push(`${redactUrl(target)} (${redactUrl(String(reason))})`);
+      }
+    }
+    throw new Error(failures.join(", "), { cause: last });
+  };
 }
 
 /** The parts of amqplib's connection that {@link coalesceWrites} and {@link writeThrough} reach into. */

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import type { ConsumeMessage } from "amqplib";
 import { describe, expect, it } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
@@ -116,6 +117,62 @@ describe("connection faults", () => {
     const client = await conn.client({ queues: { Calculator: queue } });
     onTeardown(() => client.close());
     await expect(new CalculatorClient(client).add({ a: 3, b: 4 }, { timeoutMs: 5000 })).resolves.toEqual({ sum: 7 });
+  });
+});
+
+describe("several broker addresses", () => {
+  const dead = "amqp://guest:s3cret-pw@127.0.0.1:1"; // nothing listens on port 1: refused at once
+  const live = "amqp://guest:guest@127.0.0.1:5672";
+
+  it("skips an address that refuses and connects to the next; url names the one in use", async () => {
+    const conn = await connect([dead, live], { name: uniqueName("conn"), logger: recordingLogger() });
+    onTeardown(() => conn.close());
+    expect(conn.url).toBe("amqp://guest:***@127.0.0.1:5672");
+    const queue = deleteAfter(uniqueName("calc"));
+    const server = conn.server();
+    onTeardown(() => server.close());
+    await serveCalculator(server, calculatorHandlers, { queue });
+    const client = await conn.client({ queues: { Calculator: queue } });
+    onTeardown(() => client.close());
+    await expect(new CalculatorClient(client).add({ a: 1, b: 2 })).resolves.toEqual({ sum: 3 });
+  });
+
+  it("names every address and its failure when none accepts, without passwords", async () => {
+    const err = await connect([dead, "amqp://guest:other-pw@127.0.0.1:2"], { connectTimeoutMs: 2000 }).then(
+      () => { throw new Error("expected the connection to fail"); },
+      (e: RpcError) => e,
+    );
+    expect(err.code).toBe("connection_lost");
+    expect(err.message).toBe(
+      "cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1 (ECONNREFUSED), amqp://guest:***@127.0.0.1:2 (ECONNREFUSED): start one with `rabbitmq-server -detached` (or set AMQP_URL)",
+    );
+  });
+
+  it("refuses an empty list", async () => {
+    await expect(connect([])).rejects.toThrow("warren: connect() was given an empty list of broker addresses");
+  });
+
+  it("after a loss, tries the address after the lost one first, and goes on to the next within one attempt", async () => {
+    // A listener that counts connection attempts and hangs up on each: a node that is down.
+    let attempts = 0;
+    const down = net.createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => down.listen(0, "127.0.0.1", resolve));
+    onTeardown(() => new Promise((resolve) => down.close(resolve)));
+    const downUrl = `amqp://guest:guest@127.0.0.1:${(down.address() as net.AddressInfo).port}`;
+    const logger = recordingLogger();
+    const name = uniqueName("conn");
+    const conn = await connect([live, downUrl], { name, logger });
+    onTeardown(() => conn.close());
+    expect(attempts).toBe(0); // the first connection goes to the first address
+    const reconnected = new Promise((r) => conn.once("connected", r));
+    expect(await killConnection(name)).toBe(1);
+    await reconnected;
+    expect(attempts).toBe(1); // the reconnection started with the address after `live`...
+    expect(conn.url).toBe("amqp://guest:***@127.0.0.1:5672"); // ...and landed on `live` in the same attempt
+    expect(logger.lines.filter((l) => l.startsWith("warren: reconnected"))).toEqual(["warren: reconnected to amqp://guest:***@127.0.0.1:5672 after 1 attempt(s)"]);
   });
 });
 
