@@ -19,6 +19,14 @@ import { publishMessage } from "./publish.js";
 export interface RegisterOptions {
   /** Queue to consume from. @default the descriptor's `queue` (`rpc.<Service>`) */
   queue?: string;
+  /**
+   * How the queue is declared when it does not exist yet: `classic`, or
+   * `quorum` (replicated across a cluster's nodes, kept on disk; survives the
+   * loss of a minority of nodes). Every server of a queue must use the same
+   * type: registering with another type than the existing queue's fails with
+   * an error naming both. @default "classic"
+   */
+  queueType?: "classic" | "quorum";
 }
 
 /** A service being served; `close()` stops it gracefully. */
@@ -71,9 +79,14 @@ export class RpcServer {
       // Compiled now, not on the first request, and kept with the method: no lookup per request.
       byWireName.set(method.name, { method, handler: (handler as AnyHandler).bind(handlers), checks: checksFor(method) });
     }
+    const queueType = options.queueType ?? "classic";
+    if (queueType !== "classic" && queueType !== "quorum") {
+      throw new TypeError(`warren: ${service.name}: queueType must be "classic" or "quorum", got ${JSON.stringify(queueType)}`);
+    }
     const registration: ServiceRegistration = new ServiceRegistration(
       service.name,
       options.queue ?? service.queue,
+      queueType,
       this.#connection,
       byWireName,
       this.#options,
@@ -112,6 +125,7 @@ class ServiceRegistration implements Registration {
   constructor(
     readonly service: string,
     readonly queue: string,
+    queueType: "classic" | "quorum",
     connection: Connection,
     private readonly methods: Map<string, MethodEntry>,
     private readonly options: ResolvedServerOptions,
@@ -122,7 +136,7 @@ class ServiceRegistration implements Registration {
       {
         open: () => connection.channel(),
         prepare: async (channel) => {
-          await channel.assertQueue(queue, { durable: true });
+          await declareServiceQueue(channel, service, queue, queueType);
           await channel.prefetch(options.prefetch);
           this.#currentAcks = new AckBatcher(channel);
           this.#acks.set(channel, this.#currentAcks);
@@ -295,6 +309,23 @@ class ServiceRegistration implements Registration {
 
   #errorReply(err: RpcError): Reply {
     return { type: ERROR_TYPE, body: serverErrorBody(err, this.options.exposeInternalErrors) };
+  }
+}
+
+/**
+ * Declares a service queue, durable, of `type`. The broker refuses a queue that
+ * exists with other arguments (PRECONDITION_FAILED, which also closes the
+ * channel); that error is rethrown naming the service, the queue and the type
+ * asked for.
+ */
+async function declareServiceQueue(channel: Channel, service: string, queue: string, type: "classic" | "quorum"): Promise<void> {
+  try {
+    // No x-queue-type for classic: a queue declared before this option existed has none, and must stay equivalent.
+    await channel.assertQueue(queue, type === "quorum" ? { durable: true, arguments: { "x-queue-type": "quorum" } } : { durable: true });
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 406) throw err;
+    const detail = /PRECONDITION_FAILED - ([^"]*)/.exec((err as Error).message)?.[1] ?? (err as Error).message;
+    throw new Error(`warren: ${service}: queue "${queue}" exists with other arguments than a ${type} queue (${detail}); register with the queueType it was declared with, or delete the queue`, { cause: err });
   }
 }
 

@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import type { ConsumeMessage } from "amqplib";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { Calculator, CalculatorClient, serveCalculator, type CalculatorHandlers } from "../../generated/calculator/index.js";
@@ -370,6 +372,33 @@ describe("serving", () => {
     const order = Array.from({ length: 400 }, (_, i) => i);
     expect(replies.map((r) => r.seq)).toEqual(order);
     expect(arrived).toEqual(order);
+  });
+
+  it("serves from a quorum queue when asked, and a server asking for another type gets an error naming both", async () => {
+    const conn = await openConnection();
+    const queue = deleteAfter(uniqueName("calc-quorum"));
+    const server = conn.server();
+    onTeardown(() => server.close());
+    await serveCalculator(server, handlers, { queue, queueType: "quorum" });
+    const { stdout } = await promisify(execFile)("rabbitmqctl", ["list_queues", "name", "type", "--quiet", "--no-table-headers"]);
+    expect(stdout.split("\n").find((line) => line.startsWith(`${queue}\t`))).toBe(`${queue}\tquorum`);
+    const client = await conn.client({ queues: { Calculator: queue } });
+    onTeardown(() => client.close());
+    await expect(new CalculatorClient(client).add({ a: 2, b: 3 })).resolves.toEqual({ sum: 5 });
+    const classic = conn.server();
+    onTeardown(() => classic.close());
+    await expect(serveCalculator(classic, handlers, { queue })).rejects.toThrow(
+      `warren: Calculator: queue "${queue}" exists with other arguments than a classic queue (inequivalent arg 'x-queue-type' for queue '${queue}' in vhost '/': received none but current is the value 'quorum' of type 'longstr'); register with the queueType it was declared with, or delete the queue`,
+    );
+    // The quorum server was not disturbed by the refused one.
+    await expect(new CalculatorClient(client).add({ a: 4, b: 5 })).resolves.toEqual({ sum: 9 });
+  });
+
+  it("refuses an unknown queueType before touching the broker", async () => {
+    const conn = await openConnection();
+    await expect(serveCalculator(conn.server(), handlers, { queue: uniqueName("never"), queueType: "stream" as "quorum" })).rejects.toThrow(
+      'warren: Calculator: queueType must be "classic" or "quorum", got "stream"',
+    );
   });
 
   it("honours the prefetch: never more concurrent handlers than allowed", async () => {
