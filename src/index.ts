@@ -30,6 +30,7 @@ export type { EventContext, EventHandler, Subscription } from "./subscription.js
 export type { CallOptions, RpcTransport } from "./transport.js";
 export type { HandlerContext, MethodHandler, ServiceHandlers, ErrorDataArgs } from "./handler.js";
 export type { RegisterOptions, Registration } from "./server.js";
+export type { QueueType } from "./queues.js";
 export { connect, Connection } from "./connection.js";
 export { RpcClient } from "./client.js";
 export { DEFAULT_URL, redactUrl } from "./options.js";

@@ -2,6 +2,7 @@
  * Options of connections, clients and servers, each normalised once into a
  * resolved form at construction.
  */
+import type { QueueType } from "./queues.js";
 import type { SecureContextOptions } from "node:tls";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol.js";
 
@@ -127,6 +128,13 @@ export interface SubscribeOptions {
   retryDelayMs?: number;
   /** Where dead letters go. @default group: `<queue>.dead`; broadcast: `<exchange>.<event>.dead` */
   deadLetterQueue?: string;
+  /**
+   * How the group queue and the dead-letter queue are declared when they do
+   * not exist yet: `classic`, or `quorum` (replicated across a cluster's
+   * nodes). Every subscriber of a queue must use the same type. A broadcast
+   * subscriber's own queue is always a classic exclusive queue. @default "classic"
+   */
+  queueType?: QueueType;
 }
 
 /** {@link EventBusOptions} with every default applied. */

@@ -14,6 +14,7 @@ import { checksFor, type MethodChecks } from "./validation.js";
 import { AckBatcher } from "./acks.js";
 import { KeptConsumer } from "./consumer.js";
 import { publishMessage } from "./publish.js";
+import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -26,7 +27,7 @@ export interface RegisterOptions {
    * type: registering with another type than the existing queue's fails with
    * an error naming both. @default "classic"
    */
-  queueType?: "classic" | "quorum";
+  queueType?: QueueType;
 }
 
 /** A service being served; `close()` stops it gracefully. */
@@ -79,10 +80,7 @@ export class RpcServer {
       // Compiled now, not on the first request, and kept with the method: no lookup per request.
       byWireName.set(method.name, { method, handler: (handler as AnyHandler).bind(handlers), checks: checksFor(method) });
     }
-    const queueType = options.queueType ?? "classic";
-    if (queueType !== "classic" && queueType !== "quorum") {
-      throw new TypeError(`warren: ${service.name}: queueType must be "classic" or "quorum", got ${JSON.stringify(queueType)}`);
-    }
+    const queueType = checkQueueType(service.name, options.queueType);
     const registration: ServiceRegistration = new ServiceRegistration(
       service.name,
       options.queue ?? service.queue,
@@ -125,7 +123,7 @@ class ServiceRegistration implements Registration {
   constructor(
     readonly service: string,
     readonly queue: string,
-    queueType: "classic" | "quorum",
+    queueType: QueueType,
     connection: Connection,
     private readonly methods: Map<string, MethodEntry>,
     private readonly options: ResolvedServerOptions,
@@ -136,7 +134,7 @@ class ServiceRegistration implements Registration {
       {
         open: () => connection.channel(),
         prepare: async (channel) => {
-          await declareServiceQueue(channel, service, queue, queueType);
+          await declareDurableQueue(channel, service, queue, queueType);
           await channel.prefetch(options.prefetch);
           this.#currentAcks = new AckBatcher(channel);
           this.#acks.set(channel, this.#currentAcks);
@@ -309,23 +307,6 @@ class ServiceRegistration implements Registration {
 
   #errorReply(err: RpcError): Reply {
     return { type: ERROR_TYPE, body: serverErrorBody(err, this.options.exposeInternalErrors) };
-  }
-}
-
-/**
- * Declares a service queue, durable, of `type`. The broker refuses a queue that
- * exists with other arguments (PRECONDITION_FAILED, which also closes the
- * channel); that error is rethrown naming the service, the queue and the type
- * asked for.
- */
-async function declareServiceQueue(channel: Channel, service: string, queue: string, type: "classic" | "quorum"): Promise<void> {
-  try {
-    // No x-queue-type for classic: a queue declared before this option existed has none, and must stay equivalent.
-    await channel.assertQueue(queue, type === "quorum" ? { durable: true, arguments: { "x-queue-type": "quorum" } } : { durable: true });
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== 406) throw err;
-    const detail = /PRECONDITION_FAILED - ([^"]*)/.exec((err as Error).message)?.[1] ?? (err as Error).message;
-    throw new Error(`warren: ${service}: queue "${queue}" exists with other arguments than a ${type} queue (${detail}); register with the queueType it was declared with, or delete the queue`, { cause: err });
   }
 }
 

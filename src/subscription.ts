@@ -10,6 +10,7 @@ import type { Connection } from "./connection.js";
 import type { EventDescriptor, ExchangeSpec } from "./descriptor.js";
 import { describeTarget, formatIssues } from "./errors.js";
 import { KeptConsumer } from "./consumer.js";
+import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
 import { resolveSubscribeLimits, type ResolvedEventBusOptions, type ResolvedSubscribeLimits, type SubscribeOptions } from "./options.js";
 import {
   ATTEMPT_HEADER,
@@ -73,6 +74,7 @@ export class EventSubscription<P> implements Subscription {
   readonly #limits: ResolvedSubscribeLimits;
   readonly #group: string | undefined;
   readonly #groupQueue: string | undefined;
+  readonly #queueType: QueueType;
   readonly #bindingKey: string;
   readonly #consumer: KeptConsumer<ConfirmChannel>;
   readonly #what: string;
@@ -100,6 +102,7 @@ export class EventSubscription<P> implements Subscription {
     this.#groupQueue = options.group === undefined ? undefined : (options.queue ?? `${exchange.name}.${event.name}.${options.group}`);
     this.deadLetterQueue = options.deadLetterQueue ?? (this.#groupQueue === undefined ? `${exchange.name}.${event.name}.dead` : `${this.#groupQueue}.dead`);
     this.#what = `${describeTarget({ service: event.service.name, method: event.name })} subscriber${options.group === undefined ? "" : ` (group ${options.group})`}`;
+    this.#queueType = checkQueueType(this.#what, options.queueType);
     payloadCheck(event); // compile now, not on the first event
     this.#consumer = new KeptConsumer(
       this.#what,
@@ -132,11 +135,10 @@ export class EventSubscription<P> implements Subscription {
 
   async #prepare(channel: ConfirmChannel): Promise<string> {
     await channel.assertExchange(this.#exchange.name, this.#exchange.type, { durable: true });
-    const { queue } =
-      this.#groupQueue === undefined
-        ? await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false })
-        : await channel.assertQueue(this.#groupQueue, { durable: true });
-    await channel.assertQueue(this.deadLetterQueue, { durable: true });
+    let queue = this.#groupQueue;
+    if (queue === undefined) queue = (await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false })).queue;
+    else await declareDurableQueue(channel, this.#what, queue, this.#queueType);
+    await declareDurableQueue(channel, this.#what, this.deadLetterQueue, this.#queueType);
     await channel.bindQueue(queue, this.#exchange.name, this.#bindingKey);
     await channel.prefetch(this.#limits.prefetch);
     return queue;
@@ -210,7 +212,7 @@ export class EventSubscription<P> implements Subscription {
     this.#bus.logger.warn(`warren: ${this.#what}: dead-lettered an event to "${this.deadLetterQueue}" (${reason}: ${error.slice(0, 200)})`);
     // Declared again first: a publish to a queue deleted since subscribing would be confirmed and dropped. Dead letters are rare.
     try {
-      await channel.assertQueue(this.deadLetterQueue, { durable: true });
+      await declareDurableQueue(channel, this.#what, this.deadLetterQueue, this.#queueType);
     } catch (err) {
       this.#bus.logger.error(`warren: ${this.#what}: cannot declare "${this.deadLetterQueue}" (${(err as Error).message}); the broker will redeliver the event`);
       return;

@@ -3,6 +3,8 @@
  * group subscriptions, validation at both ends, retries and dead letters,
  * durability across subscriber restarts, and resuming after a lost connection.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import type { ConsumeMessage } from "amqplib";
 import { describe, expect, it } from "vitest";
 import {
@@ -394,6 +396,22 @@ describe("consumer groups", () => {
 
 describe("failures", () => {
   const Orders = ordersService("topic", { created: "orders.{region}.created", cancelled: "orders.{region}.cancelled" });
+
+  it("a group with queueType quorum gets quorum group and dead-letter queues, and dead-letters into them", async () => {
+    const w = world();
+    const { bus, conn } = await w.bus();
+    const sub = await subscribe(bus, Orders.events.orderCreated, ({ id }) => {
+      if (id === 13) throw new Error("unlucky");
+    }, { group: "replicated", queueType: "quorum", maxAttempts: 1 });
+    const { stdout } = await promisify(execFile)("rabbitmqctl", ["list_queues", "name", "type", "--quiet", "--no-table-headers"]);
+    const typeOf = (queue: string) => stdout.split("\n").find((line) => line.startsWith(`${queue}\t`))?.split("\t")[1];
+    expect([typeOf(sub.queue), typeOf(sub.deadLetterQueue)]).toEqual(["quorum", "quorum"]);
+    await bus.publish(Orders.events.orderCreated, { id: 13, region: "eu" });
+    // Dead-lettering declares the dead-letter queue again first: as a quorum queue, or the broker would close the channel.
+    const [dead] = await drain(conn, sub.deadLetterQueue, 1);
+    expect(dead!.properties.headers?.[DEAD_REASON_HEADER]).toBe("handler_failed");
+    expect(JSON.parse(dead!.content.toString())).toEqual({ id: 13, region: "eu" });
+  });
 
   it("dead-letters an event that is not JSON or fails its schema on receipt, with the reason, and keeps going", async () => {
     const w = world();

@@ -388,7 +388,7 @@ describe("serving", () => {
     const classic = conn.server();
     onTeardown(() => classic.close());
     await expect(serveCalculator(classic, handlers, { queue })).rejects.toThrow(
-      `warren: Calculator: queue "${queue}" exists with other arguments than a classic queue (inequivalent arg 'x-queue-type' for queue '${queue}' in vhost '/': received none but current is the value 'quorum' of type 'longstr'); register with the queueType it was declared with, or delete the queue`,
+      `warren: Calculator: queue "${queue}" exists with other arguments than a classic queue (inequivalent arg 'x-queue-type' for queue '${queue}' in vhost '/': received none but current is the value 'quorum' of type 'longstr'); use the queueType it was declared with, or delete the queue`,
     );
     // The quorum server was not disturbed by the refused one.
     await expect(new CalculatorClient(client).add({ a: 4, b: 5 })).resolves.toEqual({ sum: 9 });
