@@ -123,7 +123,7 @@ export class EventBus implements EventTransport {
    * event after its handler succeeds, retries a failing handler up to
    * `maxAttempts`, dead-letters what it cannot handle, and resumes by itself
    * after a lost connection.
-   * @throws TypeError / RangeError for unusable options (bad binding key or group).
+   * @throws TypeError / RangeError for unusable options (bad binding key, group or queueType).
    */
   async subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.#closed) throw new RpcError("canceled", `${describeTarget({ service: event.service.name, method: event.name })}: the event bus is closed`);
