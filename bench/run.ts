@@ -6,15 +6,17 @@
  *                                    node dist-bench/bench/run.js: the JS users run)
  *   npx tsx bench/run.ts [options]  (same, through tsx: its keepNames helper costs
  *                                    every closure, so numbers are lower)
- *   options: --reps 3 --warmup 500 --duration 3000 --jit-warmup 2000 --impls baseline,warren,rmqc
+ *   options: --reps 3 --warmup 500 --duration 3000 --slices 6 --jit-warmup 2000 --impls baseline,warren,rmqc
  *            --inproc (servers in this process) --cpu-prof-dir DIR (profile the server children)
  *            --out bench/results/latest (writes .md and .json)
  *
  * Each implementation's server runs in its own child process (one per
  * implementation), so clients and servers do not share an event loop; all
  * clients live in this process. Cells run interleaved: for each repetition,
- * for each cell, every implementation in turn, the order rotating by one per
- * repetition (A B C, B C A, C A B). Reported
+ * for each cell, the window (warm-up and measurement) is cut in `slices`
+ * slices, and every implementation runs one slice in turn, A B C A B C …, the
+ * order rotating by one per repetition (A B C, B C A, C A B). A repetition's
+ * result for an implementation merges its slices. Reported
  * numbers are medians over repetitions. Every reply is checked; a wrong reply
  * aborts the run.
  */
@@ -27,7 +29,7 @@ import amqp from "amqplib";
 import { runCell, type CellResult } from "./lib/driver.js";
 import { CLIENTS, IMPL_LABEL, PREFETCH, SERVERS, loadRabbitmqClient, type BenchClientImpl, type BenchServerImpl, type ImplName, type Queues } from "./lib/impls.js";
 import { ECHO_BYTES, addRequest, checkAdd, checkEcho, echoRequest } from "./lib/payload.js";
-import { median } from "./lib/stats.js";
+import { Samples, median, percentile } from "./lib/stats.js";
 import { brokerPid, childCpuMicros, procCpuMicros, selfCpuMicros } from "./lib/cpu.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -45,6 +47,8 @@ const url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const reps = Number(opt("reps", "3"));
 const warmupMs = Number(opt("warmup", "500"));
 const durationMs = Number(opt("duration", "3000"));
+/** Each cell's window is cut in this many slices, run A B C A B C …: implementations are measured close together in time. */
+const slices = Math.max(1, Math.round(Number(opt("slices", "6"))));
 const jitWarmupMs = Number(opt("jit-warmup", "2000"));
 const inproc = args.includes("--inproc");
 const cpuProfDir = args.includes("--cpu-prof-dir") ? path.resolve(opt("cpu-prof-dir", "")) : undefined;
@@ -165,7 +169,7 @@ try {
   for (const impl of impls) clients[impl] = await CLIENTS[impl](url, queues[impl]);
   console.log(
     `servers: ${inproc ? "in this process (client and server share one event loop)" : "one child process per implementation"}; ` +
-      `${reps} reps x ${cells.length} cells x ${impls.length} impls, ${warmupMs} ms warm-up + ${durationMs} ms each`,
+      `${reps} reps x ${cells.length} cells x ${impls.length} impls, ${warmupMs} ms warm-up + ${durationMs} ms each, in ${slices} slices`,
   );
   // Untimed JIT warm-up: every implementation runs each payload for a while before anything is
   // measured, so the first measured cell of an implementation does not pay for compiling its code.
@@ -180,21 +184,43 @@ try {
     // Each repetition starts with the next implementation (A B C, B C A, C A B), so none always runs first or after the same one.
     const order = impls.map((_, i) => impls[(i + rep - 1) % impls.length]!);
     for (const cell of cells) {
+      // The cell's window in slices, implementations alternating within the repetition's order:
+      // what drifts on a shared machine (process placement, the broker's state) hits all of them alike.
+      const acc = new Map(order.map((impl) => [impl, { calls: 0, seconds: 0, samples: new Samples(), cpu: { client: 0, server: 0, broker: 0 } as Required<Cpu>, cpuSeen: { client: true, server: true, broker: true } }]));
+      for (let slice = 0; slice < slices; slice++) {
+        for (const impl of order) {
+          const a = acc.get(impl)!;
+          const before: Cpu = {};
+          const after: Cpu = {};
+          const sample = (into: Cpu) => {
+            into.client = selfCpuMicros();
+            into.server = childCpuMicros(childOf[impl]);
+            into.broker = beam === undefined ? undefined : procCpuMicros(beam);
+          };
+          const r = await runCell(callFor(impl, cell.payload), cell.concurrency, warmupMs / slices, durationMs / slices, (phase) => sample(phase === "start" ? before : after), a.samples);
+          a.calls += r.calls;
+          a.seconds += r.seconds;
+          for (const k of ["client", "server", "broker"] as const) {
+            if (before[k] === undefined || after[k] === undefined) a.cpuSeen[k] = false;
+            else a.cpu[k] += after[k]! - before[k]!;
+          }
+        }
+      }
       for (const impl of order) {
-        const call = callFor(impl, cell.payload);
-        const before: Cpu = {};
-        const after: Cpu = {};
-        const sample = (into: Cpu) => {
-          into.client = selfCpuMicros();
-          into.server = childCpuMicros(childOf[impl]);
-          into.broker = beam === undefined ? undefined : procCpuMicros(beam);
+        const a = acc.get(impl)!;
+        const sorted = a.samples.sorted();
+        const per = (k: keyof Cpu) => (a.cpuSeen[k] ? a.cpu[k] / a.calls : undefined);
+        const m: Measured = {
+          calls: a.calls,
+          seconds: a.seconds,
+          callsPerSec: a.calls / a.seconds,
+          p50: percentile(sorted, 50),
+          p99: percentile(sorted, 99),
+          cpuPerCall: { client: per("client"), server: per("server"), broker: per("broker") },
         };
-        const r = await runCell(call, cell.concurrency, warmupMs, durationMs, (phase) => sample(phase === "start" ? before : after));
-        const per = (k: keyof Cpu) => (before[k] === undefined || after[k] === undefined ? undefined : (after[k]! - before[k]!) / r.calls);
-        const m: Measured = { ...r, cpuPerCall: { client: per("client"), server: per("server"), broker: per("broker") } };
         raw[cell.id]![impl]!.push(m);
         console.log(
-          `rep ${rep}  ${cell.id.padEnd(11)} ${impl.padEnd(9)} ${r.callsPerSec.toFixed(0).padStart(7)} calls/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms`,
+          `rep ${rep}  ${cell.id.padEnd(11)} ${impl.padEnd(9)} ${m.callsPerSec.toFixed(0).padStart(7)} calls/s  p50 ${m.p50.toFixed(3)} ms  p99 ${m.p99.toFixed(3)} ms`,
         );
       }
     }
@@ -256,8 +282,8 @@ lines.push("# warren RPC benchmark", "");
 lines.push(`Command: \`${compiled ? "npm run bench --" : "npx tsx bench/run.ts"} ${args.join(" ")}\`${compiled ? " (tsc output, plain node)" : " (through tsx)"}  `.replace(/ +`/, "`").replace(/ --`/, "`"));
 lines.push(`${env.date}; Node ${env.node}; ${env.cpus}; ${env.broker}; amqplib ${env.amqplib}; ajv ${env.ajv}; rabbitmq-client ${env.rabbitmqClient}.  `);
 lines.push(
-  `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, interleaved per cell, the order rotating per repetition (A B C, B C A, C A B); ` +
-    `untimed JIT warm-up of ${jitWarmupMs * 2} ms per implementation first; ${warmupMs} ms warm-up + ${durationMs} ms measured per cell; medians over repetitions. Prefetch ${PREFETCH}; small = \`add({a,b}) -> {sum}\`; ` +
+  `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, the order rotating per repetition (A B C, B C A, C A B); ` +
+    `untimed JIT warm-up of ${jitWarmupMs * 2} ms per implementation first; ${warmupMs} ms warm-up + ${durationMs} ms measured per cell and implementation, in ${slices} slices interleaved A B C A B C …; medians over repetitions. Prefetch ${PREFETCH}; small = \`add({a,b}) -> {sum}\`; ` +
     `4 KB = \`Bench.echo\` (${ECHO_BYTES} B JSON each way). Latencies in ms. Total wall time ${env.wallSeconds} s.`,
   "",
 );

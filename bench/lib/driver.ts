@@ -15,13 +15,17 @@ export interface CellResult {
   p99: number;
 }
 
-/** `call(i)` performs call number i and throws if its reply is wrong. */
+/**
+ * `call(i)` performs call number i and throws if its reply is wrong. Latency
+ * samples go to `samples` (pass one buffer to several runs to merge them).
+ */
 export async function runCell(
   call: (i: number) => Promise<void>,
   concurrency: number,
   warmupMs: number,
   durationMs: number,
   onWindow?: (phase: "start" | "end") => void,
+  samples = new Samples(),
 ): Promise<CellResult> {
   let recording = false;
   let stop = false;
@@ -29,7 +33,6 @@ export async function runCell(
   let counter = 0;
   let completed = 0; // replies received inside the window, whenever their call started
   let failure: unknown;
-  const samples = new Samples();
 
   const worker = async () => {
     while (!stop) {
