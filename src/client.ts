@@ -23,6 +23,7 @@ import {
 import { Deadlines, type Expiring } from "./deadlines.js";
 import { FlowControl } from "./flow.js";
 import { publishMessage, type MessageProperties } from "./publish.js";
+import { currentTrace } from "./trace.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 import { checksFor, type MethodChecks } from "./validation.js";
 
@@ -254,6 +255,8 @@ export class RpcClient implements RpcTransport {
     const now = Date.now();
     const deadline = call.deadline;
     const extra = call.options.headers;
+    // Inside a handler of a traced request or event, the call carries its trace headers (unless the caller set its own).
+    const trace = extra?.traceparent === undefined ? currentTrace() : undefined;
     try {
       const props: MessageProperties = {
         contentType: CONTENT_TYPE,
@@ -263,7 +266,7 @@ export class RpcClient implements RpcTransport {
         expiration: String(Math.max(1, deadline - now)),
         timestamp: Math.floor(now / 1000),
         // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
-        headers: extra === undefined ? { [DEADLINE_HEADER]: deadline } : { ...extra, [DEADLINE_HEADER]: deadline },
+        headers: extra === undefined && trace === undefined ? { [DEADLINE_HEADER]: deadline } : { ...trace, ...extra, [DEADLINE_HEADER]: deadline },
       };
       const flushed = publishMessage(channel, "", call.queue, call.body!, props, true);
       if (call.method.idempotent !== true) call.body = undefined;

@@ -15,11 +15,15 @@ import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOpti
 import { CONTENT_TYPE, encodeBody } from "./protocol.js";
 import { routingKeyFor } from "./routing.js";
 import { EventSubscription, type EventHandler, type Subscription } from "./subscription.js";
+import { currentTrace } from "./trace.js";
 import { payloadCheck } from "./validation.js";
 
 /** Per-publish options. */
 export interface PublishOptions {
-  /** Extra AMQP headers (e.g. a `traceparent`). Keys starting with `x-warren-` are reserved. */
+  /**
+   * Extra AMQP headers (e.g. a `traceparent`). Keys starting with `x-warren-` are reserved.
+   * Inside a handler of a request or event that carried a `traceparent`, events carry it (and its `tracestate`) unless set here.
+   */
   headers?: Readonly<Record<string, string | number | boolean>>;
   /** The event's `message_id`, for subscribers that de-duplicate. @default a random UUID */
   messageId?: string;
@@ -104,7 +108,7 @@ export class EventBus implements EventTransport {
       type: event.name,
       messageId: options.messageId ?? uuidv4(),
       timestamp: Math.floor(Date.now() / 1000),
-      ...(options.headers === undefined ? {} : { headers: options.headers }),
+      ...headersWithTrace(options.headers),
     };
     await new Promise<void>((resolve, reject) => {
       const fail = (err: unknown) =>
@@ -161,4 +165,11 @@ export class EventBus implements EventTransport {
     }
     return this.#publisher;
   }
+}
+
+/** The `headers` property of an event: the caller's headers, plus the trace headers of the handler publishing it unless the caller set a traceparent. */
+function headersWithTrace(headers: PublishOptions["headers"]): { headers?: Record<string, unknown> } {
+  const trace = headers?.traceparent === undefined ? currentTrace() : undefined;
+  if (trace === undefined) return headers === undefined ? {} : { headers };
+  return { headers: { ...trace, ...headers } };
 }

@@ -15,6 +15,7 @@ import { AckBatcher } from "./acks.js";
 import { KeptConsumer } from "./consumer.js";
 import { publishMessage } from "./publish.js";
 import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
+import { runTraced, traceOf } from "./trace.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -202,7 +203,8 @@ class ServiceRegistration implements Registration {
     const method = entry.method;
     let result: unknown;
     try {
-      result = entry.handler(request, ctx);
+      const trace = traceOf(ctx.headers);
+      result = trace === undefined ? entry.handler(request, ctx) : runTraced(trace, entry.handler, request, ctx);
     } catch (err) {
       ctx.dispose();
       const reply = this.#errorReply(this.#toWireError(err, method));

@@ -11,6 +11,7 @@ import type { EventDescriptor, ExchangeSpec } from "./descriptor.js";
 import { describeTarget, formatIssues } from "./errors.js";
 import { KeptConsumer } from "./consumer.js";
 import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
+import { runTraced, traceOf } from "./trace.js";
 import { resolveSubscribeLimits, type ResolvedEventBusOptions, type ResolvedSubscribeLimits, type SubscribeOptions } from "./options.js";
 import {
   ATTEMPT_HEADER,
@@ -186,7 +187,8 @@ export class EventSubscription<P> implements Subscription {
       headers,
     };
     try {
-      await this.#handler(decoded.value as P, ctx);
+      const trace = traceOf(headers);
+      await (trace === undefined ? this.#handler(decoded.value as P, ctx) : runTraced(trace, this.#handler, decoded.value as P, ctx));
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (attempt >= this.#limits.maxAttempts) {

@@ -9,7 +9,10 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Aborting it rejects the call with `canceled` and ignores any late reply. */
   signal?: AbortSignal;
-  /** Extra AMQP headers sent with the request (e.g. a `traceparent`). Keys starting with `x-warren-` are reserved. */
+  /**
+   * Extra AMQP headers sent with the request (e.g. a `traceparent`). Keys starting with `x-warren-` are reserved.
+   * Inside a handler of a request or event that carried a `traceparent`, calls carry it (and its `tracestate`) unless set here.
+   */
   headers?: Readonly<Record<string, string | number | boolean>>;
 }
 

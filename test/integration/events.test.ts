@@ -275,6 +275,29 @@ describe("topic exchange", () => {
   });
 });
 
+describe("trace context", () => {
+  const Orders = ordersService("topic", { created: "orders.{region}.created", cancelled: "orders.{region}.cancelled" });
+  const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+  it("an event published by a handler of a traced event carries its traceparent; an untraced one carries none", async () => {
+    const w = world();
+    const { bus } = await w.bus();
+    const cancelled = recorder();
+    // Handling order_created publishes order_cancelled for the same order, after an await.
+    await subscribe(bus, Orders.events.orderCreated, async (order) => {
+      await sleep(5);
+      await bus.publish(Orders.events.orderCancelled, order);
+    }, { group: "relay" });
+    await subscribe(bus, Orders.events.orderCancelled, cancelled.handler, { group: "audit" });
+    await bus.publish(Orders.events.orderCreated, { id: 1, region: "eu" }, { headers: { traceparent: TP, tracestate: "vendor=one" } });
+    await bus.publish(Orders.events.orderCreated, { id: 2, region: "eu" });
+    await until(() => cancelled.seen.length === 2, "both relayed events");
+    const byId = new Map(cancelled.seen.map((s) => [s.payload.id, s.ctx.headers]));
+    expect([byId.get(1)?.traceparent, byId.get(1)?.tracestate]).toEqual([TP, "vendor=one"]);
+    expect([byId.get(2)?.traceparent, byId.get(2)?.tracestate]).toEqual([undefined, undefined]);
+  });
+});
+
 describe("direct exchange", () => {
   const Orders = ordersService("direct", { created: "created", cancelled: "cancelled" });
 

@@ -228,6 +228,59 @@ describe("server error handling", () => {
   });
 });
 
+describe("trace context", () => {
+  const TP1 = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const TP2 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+  it("a handler's calls carry the traceparent and tracestate of the request it handles, each request its own", async () => {
+    const conn = await openConnection();
+    const front = deleteAfter(uniqueName("front"));
+    const back = deleteAfter(uniqueName("back"));
+    const seen: { a: number; traceparent: unknown; tracestate: unknown }[] = [];
+    const server = conn.server();
+    onTeardown(() => server.close());
+    const inner = await conn.client({ queues: { Calculator: back } });
+    onTeardown(() => inner.close());
+    const backCalc = new CalculatorClient(inner);
+    // The front service answers by calling the back one, after an await (the context must survive it).
+    await serveCalculator(server, { ...handlers, add: async (req) => { await sleep(5); return backCalc.add(req); } }, { queue: front });
+    await serveCalculator(server, { ...handlers, add: ({ a, b }, ctx) => { seen.push({ a, traceparent: ctx.headers.traceparent, tracestate: ctx.headers.tracestate }); return { sum: a + b }; } }, { queue: back });
+    const outer = await conn.client({ queues: { Calculator: front } });
+    onTeardown(() => outer.close());
+    const calc = new CalculatorClient(outer);
+    await Promise.all([
+      calc.add({ a: 1, b: 0 }, { headers: { traceparent: TP1, tracestate: "vendor=one" } }),
+      calc.add({ a: 2, b: 0 }, { headers: { traceparent: TP2 } }),
+      calc.add({ a: 3, b: 0 }),
+      calc.add({ a: 4, b: 0 }, { headers: { traceparent: "not-a-traceparent" } }),
+    ]);
+    expect(seen.sort((x, y) => x.a - y.a)).toEqual([
+      { a: 1, traceparent: TP1, tracestate: "vendor=one" },
+      { a: 2, traceparent: TP2, tracestate: undefined },
+      { a: 3, traceparent: undefined, tracestate: undefined },
+      { a: 4, traceparent: undefined, tracestate: undefined },
+    ]);
+  });
+
+  it("a call's own traceparent wins over the handler's", async () => {
+    const conn = await openConnection();
+    const front = deleteAfter(uniqueName("front"));
+    const back = deleteAfter(uniqueName("back"));
+    const seen: unknown[] = [];
+    const server = conn.server();
+    onTeardown(() => server.close());
+    const inner = await conn.client({ queues: { Calculator: back } });
+    onTeardown(() => inner.close());
+    const backCalc = new CalculatorClient(inner);
+    await serveCalculator(server, { ...handlers, add: (req) => backCalc.add(req, { headers: { traceparent: TP2 } }) }, { queue: front });
+    await serveCalculator(server, { ...handlers, add: ({ a, b }, ctx) => { seen.push(ctx.headers.traceparent); return { sum: a + b }; } }, { queue: back });
+    const outer = await conn.client({ queues: { Calculator: front } });
+    onTeardown(() => outer.close());
+    await new CalculatorClient(outer).add({ a: 1, b: 1 }, { headers: { traceparent: TP1 } });
+    expect(seen).toEqual([TP2]);
+  });
+});
+
 describe("every caller outcome", () => {
   it("times out after the per-call budget and ignores the late reply", async () => {
     const { calc, client } = await setup({ add: async ({ a, b }) => { await sleep(400); return { sum: a + b }; } });

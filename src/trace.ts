@@ -1,0 +1,40 @@
+/**
+ * W3C trace context propagation, without a tracer: while a handler runs for a
+ * request or event that carries a `traceparent` (and `tracestate`), the calls
+ * it makes and the events it publishes carry the same headers, so a tracing
+ * backend can join the hops. Nothing is generated: a chain that starts
+ * without a `traceparent` stays without one.
+ *
+ * The context lives in an AsyncLocalStorage that is entered only for traced
+ * requests and events: a process that never receives a `traceparent` never
+ * enables it (once enabled, Node tracks every promise, a cost to all code).
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+
+/** The trace headers carried from a handled message to the messages its handler sends. */
+export interface TraceHeaders {
+  readonly traceparent: string;
+  readonly tracestate?: string;
+}
+
+const current = new AsyncLocalStorage<TraceHeaders>();
+/** version-traceid-parentid-flags, lower-case hex (W3C Trace Context). */
+const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
+
+/** The trace headers among a message's `headers`, when its `traceparent` is well-formed. */
+export function traceOf(headers: Readonly<Record<string, unknown>> | undefined): TraceHeaders | undefined {
+  const traceparent = headers?.traceparent;
+  if (typeof traceparent !== "string" || !TRACEPARENT.test(traceparent)) return undefined;
+  const tracestate = headers!.tracestate;
+  return typeof tracestate === "string" ? { traceparent, tracestate } : { traceparent };
+}
+
+/** Runs `fn(a, b)` with `trace` as the current trace context. */
+export function runTraced<A, B, R>(trace: TraceHeaders, fn: (a: A, b: B) => R, a: A, b: B): R {
+  return current.run(trace, fn, a, b);
+}
+
+/** The trace context of the handler this code runs for, if its message was traced. */
+export function currentTrace(): TraceHeaders | undefined {
+  return current.getStore();
+}
