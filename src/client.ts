@@ -23,7 +23,7 @@ import {
 import { Deadlines, type Expiring } from "./deadlines.js";
 import { FlowControl } from "./flow.js";
 import { publishMessage, type MessageProperties } from "./publish.js";
-import { currentTrace } from "./trace.js";
+import { inheritedTrace } from "./trace.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 import { checksFor, type MethodChecks } from "./validation.js";
 
@@ -255,8 +255,7 @@ export class RpcClient implements RpcTransport {
     const now = Date.now();
     const deadline = call.deadline;
     const extra = call.options.headers;
-    // Inside a handler of a traced request or event, the call carries its trace headers (unless the caller set its own).
-    const trace = extra?.traceparent === undefined ? currentTrace() : undefined;
+    const trace = inheritedTrace(extra);
     try {
       const props: MessageProperties = {
         contentType: CONTENT_TYPE,

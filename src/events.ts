@@ -15,7 +15,7 @@ import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOpti
 import { CONTENT_TYPE, encodeBody } from "./protocol.js";
 import { routingKeyFor } from "./routing.js";
 import { EventSubscription, type EventHandler, type Subscription } from "./subscription.js";
-import { currentTrace } from "./trace.js";
+import { inheritedTrace } from "./trace.js";
 import { payloadCheck } from "./validation.js";
 
 /** Per-publish options. */
@@ -169,7 +169,7 @@ export class EventBus implements EventTransport {
 
 /** The `headers` property of an event: the caller's headers, plus the trace headers of the handler publishing it unless the caller set a traceparent. */
 function headersWithTrace(headers: PublishOptions["headers"]): { headers?: Record<string, unknown> } {
-  const trace = headers?.traceparent === undefined ? currentTrace() : undefined;
+  const trace = inheritedTrace(headers);
   if (trace === undefined) return headers === undefined ? {} : { headers };
   return { headers: { ...trace, ...headers } };
 }

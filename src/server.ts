@@ -15,7 +15,7 @@ import { AckBatcher } from "./acks.js";
 import { KeptConsumer } from "./consumer.js";
 import { publishMessage } from "./publish.js";
 import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
-import { runTraced, traceOf } from "./trace.js";
+import { handleTraced } from "./trace.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -203,8 +203,7 @@ class ServiceRegistration implements Registration {
     const method = entry.method;
     let result: unknown;
     try {
-      const trace = traceOf(ctx.headers);
-      result = trace === undefined ? entry.handler(request, ctx) : runTraced(trace, entry.handler, request, ctx);
+      result = handleTraced(ctx.headers, entry.handler, request, ctx);
     } catch (err) {
       ctx.dispose();
       const reply = this.#errorReply(this.#toWireError(err, method));

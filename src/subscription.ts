@@ -11,7 +11,7 @@ import type { EventDescriptor, ExchangeSpec } from "./descriptor.js";
 import { describeTarget, formatIssues } from "./errors.js";
 import { KeptConsumer } from "./consumer.js";
 import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
-import { runTraced, traceOf } from "./trace.js";
+import { handleTraced } from "./trace.js";
 import { resolveSubscribeLimits, type ResolvedEventBusOptions, type ResolvedSubscribeLimits, type SubscribeOptions } from "./options.js";
 import {
   ATTEMPT_HEADER,
@@ -187,8 +187,7 @@ export class EventSubscription<P> implements Subscription {
       headers,
     };
     try {
-      const trace = traceOf(headers);
-      await (trace === undefined ? this.#handler(decoded.value as P, ctx) : runTraced(trace, this.#handler, decoded.value as P, ctx));
+      await handleTraced(headers, this.#handler, decoded.value as P, ctx);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (attempt >= this.#limits.maxAttempts) {

@@ -22,19 +22,23 @@ const current = new AsyncLocalStorage<TraceHeaders>();
 const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
 
 /** The trace headers among a message's `headers`, when its `traceparent` is well-formed. */
-export function traceOf(headers: Readonly<Record<string, unknown>> | undefined): TraceHeaders | undefined {
+function traceOf(headers: Readonly<Record<string, unknown>> | undefined): TraceHeaders | undefined {
   const traceparent = headers?.traceparent;
   if (typeof traceparent !== "string" || !TRACEPARENT.test(traceparent)) return undefined;
   const tracestate = headers!.tracestate;
   return typeof tracestate === "string" ? { traceparent, tracestate } : { traceparent };
 }
 
-/** Runs `fn(a, b)` with `trace` as the current trace context. */
-export function runTraced<A, B, R>(trace: TraceHeaders, fn: (a: A, b: B) => R, a: A, b: B): R {
-  return current.run(trace, fn, a, b);
+/** Runs the handler `fn(a, b)` of a message with these `headers`, inside their trace context when they carry one. */
+export function handleTraced<A, B, R>(headers: Readonly<Record<string, unknown>> | undefined, fn: (a: A, b: B) => R, a: A, b: B): R {
+  const trace = traceOf(headers);
+  return trace === undefined ? fn(a, b) : current.run(trace, fn, a, b);
 }
 
-/** The trace context of the handler this code runs for, if its message was traced. */
-export function currentTrace(): TraceHeaders | undefined {
-  return current.getStore();
+/**
+ * The trace headers an outgoing message with the caller's `headers` inherits:
+ * those of the handler it is sent from, unless the caller set a `traceparent`.
+ */
+export function inheritedTrace(headers: Readonly<Record<string, unknown>> | undefined): TraceHeaders | undefined {
+  return headers?.traceparent === undefined ? current.getStore() : undefined;
 }
