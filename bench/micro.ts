@@ -16,14 +16,14 @@ import { performance } from "node:perf_hooks";
 import { Calculator } from "../generated/calculator/index.js";
 import { Bench } from "../generated/bench/index.js";
 import { CalculatorClient, serveCalculator } from "../generated/calculator/index.js";
-import { RpcClient } from "../src/client.js";
-import { RpcServer } from "../src/server.js";
-import { CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES, decodeBody, encodeBody } from "../src/protocol.js";
-import { checksFor } from "../src/validation.js";
+import { RpcClient } from "../src/rpc/client.js";
+import { RpcServer } from "../src/rpc/server.js";
+import { CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES, decodeBody, encodeBody } from "../src/core/protocol.js";
+import { checksFor } from "../src/core/validation.js";
 import { ECHO_BYTES, echoRequest } from "./lib/payload.js";
 import { FakeChannel, fakeConnection } from "./lib/fake-channel.js";
 import { encodingChannel } from "./lib/amqplib-frames.js";
-import { publishMessage } from "../src/publish.js";
+import { publishMessage } from "../src/amqp/internals.js";
 
 function bench(label: string, iterations: number, fn: () => void): number {
   for (let i = 0; i < Math.min(iterations, 20_000); i++) fn(); // warm-up / JIT

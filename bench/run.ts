@@ -151,7 +151,7 @@ function callFor(impl: ImplName, payload: Cell["payload"]): (i: number) => Promi
       };
 }
 
-type Cpu = { client?: number; server?: number; broker?: number }; // µs of CPU per call
+type Cpu = { client?: number | undefined; server?: number | undefined; broker?: number | undefined }; // µs of CPU per call
 type Measured = CellResult & { cpuPerCall: Cpu };
 type Raw = Record<string, Record<string, Measured[]>>; // cell id -> impl -> per repetition
 const raw: Raw = Object.fromEntries(cells.map((c) => [c.id, Object.fromEntries(impls.map((i) => [i, [] as Measured[]]))]));
@@ -186,7 +186,7 @@ try {
     for (const cell of cells) {
       // The cell's window in slices, implementations alternating within the repetition's order:
       // what drifts on a shared machine (process placement, the broker's state) hits all of them alike.
-      const acc = new Map(order.map((impl) => [impl, { calls: 0, seconds: 0, samples: new Samples(), cpu: { client: 0, server: 0, broker: 0 } as Required<Cpu>, cpuSeen: { client: true, server: true, broker: true } }]));
+      const acc = new Map(order.map((impl) => [impl, { calls: 0, seconds: 0, samples: new Samples(), cpu: { client: 0, server: 0, broker: 0 } as Record<keyof Cpu, number>, cpuSeen: { client: true, server: true, broker: true } }]));
       for (let slice = 0; slice < slices; slice++) {
         for (const impl of order) {
           const a = acc.get(impl)!;

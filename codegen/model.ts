@@ -4,7 +4,7 @@
  * are reserved or collide, framework error codes, duplicate services and
  * queues, unresolved `$ref`s (through the bundler).
  */
-import { Code } from "../src/codes.js";
+import { Code } from "../src/core/codes.js";
 import { Bundler, defsOf, pureRefName, type NamedSchema, type Schema } from "./bundle.js";
 import { ErrorSink, pointerJoin } from "./errors.js";
 import type { Loaded, LoadedFile } from "./load.js";

@@ -2,10 +2,10 @@
  * warren's runtime: what generated stubs and user code import. Everything
  * public is listed here by name.
  */
-export { Code, SERVER_CODES, RETRYABLE_CODES, isFrameworkCode } from "./codes.js";
-export { RpcError, ValidationError, isRpcError } from "./errors.js";
-export type { RpcErrorOptions, ValidationIssue, ValidationSide } from "./errors.js";
-export { defineService, method, event, defaultExchange } from "./descriptor.js";
+export { Code, SERVER_CODES, RETRYABLE_CODES, isFrameworkCode } from "./core/codes.js";
+export { RpcError, ValidationError, isRpcError } from "./core/errors.js";
+export type { RpcErrorOptions, ValidationIssue, ValidationSide } from "./core/errors.js";
+export { defineService, method, event, defaultExchange } from "./core/descriptor.js";
 export type {
   JsonSchema,
   ErrorShape,
@@ -23,19 +23,19 @@ export type {
   EventSpec,
   EventDescriptor,
   PayloadOf,
-} from "./descriptor.js";
-export { EventBus } from "./events.js";
-export type { EventTransport, PublishOptions } from "./events.js";
-export type { EventContext, EventHandler, Subscription } from "./subscription.js";
-export type { CallOptions, RpcTransport } from "./transport.js";
-export type { HandlerContext, MethodHandler, ServiceHandlers, ErrorDataArgs } from "./handler.js";
-export type { RegisterOptions, Registration } from "./server.js";
-export type { QueueType } from "./queues.js";
+} from "./core/descriptor.js";
+export { EventBus } from "./events/bus.js";
+export type { EventTransport, PublishOptions } from "./events/bus.js";
+export type { EventContext, EventHandler, Subscription } from "./events/subscription.js";
+export type { CallOptions, RpcTransport } from "./rpc/transport.js";
+export type { HandlerContext, MethodHandler, ServiceHandlers, ErrorDataArgs } from "./rpc/handler.js";
+export type { RegisterOptions, Registration } from "./rpc/server.js";
+export type { QueueType } from "./core/options.js";
 export { connect, Connection } from "./connection.js";
-export { RpcClient } from "./client.js";
-export { DEFAULT_URL, redactUrl } from "./options.js";
-export type { ConnectionOptions, ClientOptions, ServerOptions, EventBusOptions, SubscribeOptions, Logger } from "./options.js";
-export { isDeclaredError } from "./declared.js";
+export { RpcClient } from "./rpc/client.js";
+export { DEFAULT_URL, redactUrl } from "./core/options.js";
+export type { ConnectionOptions, ClientOptions, ServerOptions, EventBusOptions, SubscribeOptions, Logger } from "./core/options.js";
+export { isDeclaredError } from "./core/declared.js";
 export {
   CONTENT_TYPE,
   DIRECT_REPLY_TO,
@@ -51,5 +51,5 @@ export {
   DEAD_QUEUE_HEADER,
   ORIGIN_EXCHANGE_HEADER,
   ORIGIN_ROUTING_KEY_HEADER,
-} from "./protocol.js";
-export { RpcServer } from "./server.js";
+} from "./core/protocol.js";
+export { RpcServer } from "./rpc/server.js";

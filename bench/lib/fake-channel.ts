@@ -1,38 +1,43 @@
 /**
- * An in-memory stand-in for an amqplib channel and connection, for measuring
- * warren's own per-call JS without amqplib, sockets or a broker: one consumer
- * per queue name, deliveries on the microtask queue.
+ * An in-memory stand-in for warren's channel source, for measuring warren's
+ * own per-call JS without amqplib, sockets or a broker: one consumer per queue
+ * name, deliveries on the microtask queue. (The unit tests' fake in
+ * test/helpers/ models a broker; this one is as thin as possible on purpose.)
  */
-import { EventEmitter } from "node:events";
-import type { Connection } from "../../src/connection.js";
+import type { ChannelSource, Delivery, MessageProperties, WireChannel } from "../../src/amqp/channel-source.js";
 
 /** One queue per name, shared by every fake channel; direct reply-to is just another name. */
-export class FakeChannel extends EventEmitter {
-  static consumers = new Map<string, (msg: any) => void>();
+export class FakeChannel implements WireChannel {
+  static consumers = new Map<string, (msg: Delivery | null) => void>();
   #tag = 0;
-  async assertQueue(queue: string) {
-    return { queue };
+  readonly closed = false;
+  onClose() {}
+  onReturn() {}
+  async drained() {}
+  async declareQueue(queue: string) {
+    return queue;
   }
+  async declareExchange() {}
+  async bindQueue() {}
   async prefetch() {}
-  async consume(queue: string, cb: (msg: any) => void) {
+  async consume(queue: string, cb: (msg: Delivery | null) => void) {
     FakeChannel.consumers.set(queue, cb);
-    return { consumerTag: `ctag-${++this.#tag}` };
+    return `ctag-${++this.#tag}`;
   }
-  publish(_exchange: string, routingKey: string, content: Buffer, props: Record<string, unknown>) {
-    const { mandatory: _m, ...properties } = props;
-    return this.sendMessage({ routingKey }, { headers: {}, ...properties }, content);
-  }
-  /** What amqplib's publish ends in (warren's publish path calls it directly). */
-  sendMessage(fields: { routingKey: string }, properties: Record<string, unknown>, content: Buffer) {
-    const cb = FakeChannel.consumers.get(fields.routingKey);
-    const msg = { content, properties, fields: { redelivered: false, deliveryTag: ++this.#tag } };
+  publish(_exchange: string, routingKey: string, content: Buffer, properties: MessageProperties) {
+    const cb = FakeChannel.consumers.get(routingKey);
+    const msg: Delivery = { content, properties, fields: { redelivered: false, deliveryTag: ++this.#tag, exchange: "", routingKey } };
     if (cb) queueMicrotask(() => cb(msg));
     return true;
+  }
+  publishConfirmed(exchange: string, routingKey: string, content: Buffer, properties: MessageProperties, confirmed: (err: Error | null) => void) {
+    queueMicrotask(() => confirmed(null));
+    return this.publish(exchange, routingKey, content, properties);
   }
   ack() {}
   async cancel() {}
   async close() {}
 }
 
-/** A connection whose channels are {@link FakeChannel}s. */
-export const fakeConnection = { logger: console, blocked: false, closed: false, channel: async () => new FakeChannel() } as unknown as Connection;
+/** A channel source whose channels are {@link FakeChannel}s. */
+export const fakeConnection: ChannelSource = { logger: console, blocked: false, closed: false, open: async () => new FakeChannel(), unblocked: async () => {} };

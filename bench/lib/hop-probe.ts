@@ -31,7 +31,7 @@ interface Samples {
   out: number[];
   total: number[];
 }
-type Probed = net.Socket & { hopMarks?: Marks; hopSamples?: Samples };
+type Probed = net.Socket & { hopMarks?: Marks | undefined; hopSamples?: Samples };
 type Patchable = Record<string, (this: any, ...args: any[]) => unknown>;
 
 const out = process.env.WARREN_HOPS_OUT;

@@ -6,7 +6,6 @@ import { Calculator, CalculatorClient, serveCalculator, type CalculatorHandlers 
 import { FibonacciClient, serveFibonacci } from "../../generated/fibonacci/index.js";
 import {
   DIRECT_REPLY_TO,
-  RpcError,
   ValidationError,
   defineService,
   isDeclaredError,

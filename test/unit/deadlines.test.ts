@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Deadlines, type Expiring } from "../../src/deadlines.js";
+import { Deadlines, type Expiring } from "../../src/rpc/deadlines.js";
 
 /** An item due `timeoutMs` from now that records when it expired (fake time). */
 function item(name: string, timeoutMs: number, log: string[]): Expiring & { timeoutMs: number } {

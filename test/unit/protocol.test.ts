@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { RpcError, ValidationError } from "../../src/errors.js";
-import { callTimeout, redactUrl, resolveClientOptions, resolveServerOptions } from "../../src/options.js";
-import { decodeBody, encodeBody, isKnownReplyCode, readDeadline, serverErrorBody, toErrorBody } from "../../src/protocol.js";
+import { RpcError, ValidationError } from "../../src/core/errors.js";
+import { callTimeout, redactUrl, resolveClientOptions, resolveServerOptions } from "../../src/core/options.js";
+import { decodeBody, encodeBody, isKnownReplyCode, readDeadline, serverErrorBody, toErrorBody } from "../../src/core/protocol.js";
 
 const json = "application/json";
 

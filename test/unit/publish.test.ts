@@ -1,6 +1,8 @@
 import type { Channel } from "amqplib";
 import { describe, expect, it } from "vitest";
-import { publishMessage, type MessageProperties } from "../../src/publish.js";
+import type { Options } from "amqplib";
+import type { MessageProperties } from "../../src/amqp/channel-source.js";
+import { publishMessage } from "../../src/amqp/internals.js";
 import { decodeFrames as decoded, encodingChannel } from "../../bench/lib/amqplib-frames.js";
 
 const cases: [string, MessageProperties, boolean][] = [
@@ -14,7 +16,7 @@ describe("publishMessage", () => {
   it.each(cases)("encodes %s as amqplib's channel.publish does (byte for byte when it has headers)", (_name, props, mandatory) => {
     const body = Buffer.from('{"a":1}');
     const viaPublish = encodingChannel();
-    viaPublish.channel.publish("ex", "rk", body, { ...props, mandatory });
+    viaPublish.channel.publish("ex", "rk", body, { ...props, mandatory } as Options.Publish);
     const viaFast = encodingChannel();
     expect(publishMessage(viaFast.channel, "ex", "rk", body, props, mandatory)).toBe(true);
     expect(decoded(viaFast.frames)).toEqual(decoded(viaPublish.frames));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { defineService, event, RpcError, type ExchangeType } from "../../src/index.js";
-import { resolveSubscribeLimits } from "../../src/options.js";
-import { checkBindingKey, defaultBindingKey, placeholders, routingKeyFor } from "../../src/routing.js";
+import { resolveSubscribeLimits } from "../../src/core/options.js";
+import { checkBindingKey, defaultBindingKey, placeholders, routingKeyFor } from "../../src/core/routing.js";
 
 function ev(routingKey: string) {
   return defineService({

@@ -1,4 +1,4 @@
-import type { DeclaredError, ErrorOf, ErrorShape, RequestOf, ResponseOf, ServiceDescriptor } from "./descriptor.js";
+import type { DeclaredError, ErrorOf, ErrorShape, RequestOf, ResponseOf, ServiceDescriptor } from "../core/descriptor.js";
 
 /** Arguments of {@link HandlerContext.error}: the data is required exactly when the contract declares a schema for it. */
 export type ErrorDataArgs<Err extends ErrorShape, C extends Err["code"]> =

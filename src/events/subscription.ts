@@ -5,14 +5,19 @@
  * handler succeeds. Failures are retried by re-queueing a copy, then
  * dead-lettered with the reason.
  */
-import type { ConfirmChannel, ConsumeMessage, Options } from "amqplib";
-import type { Connection } from "./connection.js";
-import type { EventDescriptor, ExchangeSpec } from "./descriptor.js";
-import { describeTarget, formatIssues } from "./errors.js";
-import { KeptConsumer } from "./consumer.js";
-import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
-import { handleTraced } from "./trace.js";
-import { resolveSubscribeLimits, type ResolvedEventBusOptions, type ResolvedSubscribeLimits, type SubscribeOptions } from "./options.js";
+import type { ChannelSource, Delivery, MessageProperties, WireChannel } from "../amqp/channel-source.js";
+import { KeptConsumer } from "../amqp/consumer.js";
+import { declareDurableQueue } from "../amqp/queues.js";
+import type { EventDescriptor, ExchangeSpec } from "../core/descriptor.js";
+import { describeTarget, formatIssues } from "../core/errors.js";
+import {
+  checkQueueType,
+  resolveSubscribeLimits,
+  type QueueType,
+  type ResolvedEventBusOptions,
+  type ResolvedSubscribeLimits,
+  type SubscribeOptions,
+} from "../core/options.js";
 import {
   ATTEMPT_HEADER,
   DEAD_ERROR_HEADER,
@@ -22,9 +27,10 @@ import {
   ORIGIN_ROUTING_KEY_HEADER,
   decodeBody,
   readAttempt,
-} from "./protocol.js";
-import { checkBindingKey, defaultBindingKey } from "./routing.js";
-import { payloadCheck } from "./validation.js";
+} from "../core/protocol.js";
+import { checkBindingKey, defaultBindingKey } from "../core/routing.js";
+import { handleTraced } from "../core/trace.js";
+import { payloadCheck } from "../core/validation.js";
 
 /** What an event handler knows about the event it handles. */
 export interface EventContext {
@@ -73,11 +79,10 @@ export class EventSubscription<P> implements Subscription {
   readonly #handler: EventHandler<P>;
   readonly #bus: ResolvedEventBusOptions;
   readonly #limits: ResolvedSubscribeLimits;
-  readonly #group: string | undefined;
   readonly #groupQueue: string | undefined;
   readonly #queueType: QueueType;
   readonly #bindingKey: string;
-  readonly #consumer: KeptConsumer<ConfirmChannel>;
+  readonly #consumer: KeptConsumer;
   readonly #what: string;
   #inFlight = 0;
   #skipped = 0;
@@ -85,7 +90,7 @@ export class EventSubscription<P> implements Subscription {
   #closing: Promise<void> | undefined;
 
   constructor(
-    connection: Connection,
+    source: ChannelSource,
     event: EventDescriptor<P>,
     exchange: ExchangeSpec,
     handler: EventHandler<P>,
@@ -98,7 +103,6 @@ export class EventSubscription<P> implements Subscription {
     this.#handler = handler;
     this.#bus = bus;
     this.#limits = resolveSubscribeLimits(options);
-    this.#group = options.group;
     this.#bindingKey = checkBindingKey(options.bindingKey ?? defaultBindingKey(event, exchange.type), exchange.type);
     this.#groupQueue = options.group === undefined ? undefined : (options.queue ?? `${exchange.name}.${event.name}.${options.group}`);
     this.deadLetterQueue = options.deadLetterQueue ?? (this.#groupQueue === undefined ? `${exchange.name}.${event.name}.dead` : `${this.#groupQueue}.dead`);
@@ -108,10 +112,10 @@ export class EventSubscription<P> implements Subscription {
     this.#consumer = new KeptConsumer(
       this.#what,
       {
-        open: () => connection.confirmChannel(),
+        open: () => source.open("confirm"),
         prepare: (channel) => this.#prepare(channel),
         deliver: (channel, msg) => this.#onDelivery(channel, msg),
-        connectionClosed: () => connection.closed,
+        connectionClosed: () => source.closed,
       },
       bus.logger,
     );
@@ -134,10 +138,10 @@ export class EventSubscription<P> implements Subscription {
     return this.#consumer.start();
   }
 
-  async #prepare(channel: ConfirmChannel): Promise<string> {
-    await channel.assertExchange(this.#exchange.name, this.#exchange.type, { durable: true });
+  async #prepare(channel: WireChannel): Promise<string> {
+    await channel.declareExchange(this.#exchange.name, this.#exchange.type, { durable: true });
     let queue = this.#groupQueue;
-    if (queue === undefined) queue = (await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false })).queue;
+    if (queue === undefined) queue = await channel.declareQueue("", { exclusive: true, autoDelete: true, durable: false });
     else await declareDurableQueue(channel, this.#what, queue, this.#queueType);
     await declareDurableQueue(channel, this.#what, this.deadLetterQueue, this.#queueType);
     await channel.bindQueue(queue, this.#exchange.name, this.#bindingKey);
@@ -145,7 +149,7 @@ export class EventSubscription<P> implements Subscription {
     return queue;
   }
 
-  #onDelivery(channel: ConfirmChannel, msg: ConsumeMessage): void {
+  #onDelivery(channel: WireChannel, msg: Delivery): void {
     this.#inFlight++;
     void this.#handle(channel, msg).finally(() => {
       if (--this.#inFlight === 0) this.#idle?.();
@@ -162,7 +166,7 @@ export class EventSubscription<P> implements Subscription {
     return this.#closing;
   }
 
-  async #handle(channel: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
+  async #handle(channel: WireChannel, msg: Delivery): Promise<void> {
     const props = msg.properties;
     if (props.type !== this.#event.name) {
       // Another event of the same exchange (fanout, or a broad binding key): it is not ours to handle or to dead-letter.
@@ -201,7 +205,7 @@ export class EventSubscription<P> implements Subscription {
   }
 
   /** Waits, then puts a copy with the next attempt number at the back of the queue, then acknowledges the original. */
-  async #retry(channel: ConfirmChannel, msg: ConsumeMessage, attempt: number): Promise<void> {
+  async #retry(channel: WireChannel, msg: Delivery, attempt: number): Promise<void> {
     const delay = Math.min(30_000, this.#limits.retryDelayMs * 2 ** (attempt - 1));
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     // After a reconnection a broadcast queue has a new name; the old channel is closed then and the original is redelivered or gone with its queue.
@@ -209,7 +213,7 @@ export class EventSubscription<P> implements Subscription {
   }
 
   /** Publishes the event to the dead-letter queue with why, then acknowledges the original. */
-  async #deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, error: string): Promise<void> {
+  async #deadLetter(channel: WireChannel, msg: Delivery, reason: string, error: string): Promise<void> {
     this.#bus.logger.warn(`warren: ${this.#what}: dead-lettered an event to "${this.deadLetterQueue}" (${reason}: ${error.slice(0, 200)})`);
     // Declared again first: a publish to a queue deleted since subscribing would be confirmed and dropped. Dead letters are rare.
     try {
@@ -231,24 +235,24 @@ export class EventSubscription<P> implements Subscription {
    * only once the broker confirms the copy: if anything fails in between, the
    * original is redelivered (a duplicate, never a loss).
    */
-  async #republish(channel: ConfirmChannel, msg: ConsumeMessage, queue: string, extra: Record<string, unknown>): Promise<void> {
+  async #republish(channel: WireChannel, msg: Delivery, queue: string, extra: Record<string, unknown>): Promise<void> {
     const p = msg.properties;
     const headers = (p.headers as Record<string, unknown> | undefined) ?? {};
-    const options: Options.Publish = {
+    const props: MessageProperties = {
       headers: {
         ...headers,
         [ORIGIN_EXCHANGE_HEADER]: origin(headers, ORIGIN_EXCHANGE_HEADER, msg.fields.exchange),
         [ORIGIN_ROUTING_KEY_HEADER]: origin(headers, ORIGIN_ROUTING_KEY_HEADER, msg.fields.routingKey),
         ...extra,
       },
-      persistent: p.deliveryMode === 2,
-      ...(p.contentType === undefined ? {} : { contentType: p.contentType as string }),
-      ...(p.type === undefined ? {} : { type: p.type as string }),
-      ...(p.messageId === undefined ? {} : { messageId: p.messageId as string }),
-      ...(p.timestamp === undefined ? {} : { timestamp: p.timestamp as number }),
+      deliveryMode: p.deliveryMode === 2 ? 2 : 1,
+      contentType: p.contentType as string | undefined,
+      type: p.type as string | undefined,
+      messageId: p.messageId as string | undefined,
+      timestamp: p.timestamp as number | undefined,
     };
     try {
-      await new Promise<void>((resolve, reject) => channel.publish("", queue, msg.content, options, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => channel.publishConfirmed("", queue, msg.content, props, (err) => (err ? reject(err) : resolve())));
       settle(channel, msg);
     } catch (err) {
       this.#bus.logger.error(`warren: ${this.#what}: could not move an event to "${queue}" (${(err as Error).message}); the broker will redeliver it`);
@@ -263,10 +267,6 @@ function origin(headers: Record<string, unknown>, name: string, delivered: strin
 }
 
 /** Acknowledges `msg`; on a channel that has closed meanwhile the broker redelivers it instead. */
-function settle(channel: ConfirmChannel, msg: ConsumeMessage): void {
-  try {
-    channel.ack(msg);
-  } catch {
-    /* channel closed: the message goes back to the queue */
-  }
+function settle(channel: WireChannel, msg: Delivery): void {
+  channel.ack(msg);
 }

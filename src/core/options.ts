@@ -2,7 +2,6 @@
  * Options of connections, clients and servers, each normalised once into a
  * resolved form at construction.
  */
-import type { QueueType } from "./queues.js";
 import type { SecureContextOptions } from "node:tls";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol.js";
 
@@ -10,6 +9,16 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol.js";
 export interface Logger {
   warn(message: string): void;
   error(message: string): void;
+}
+
+/** How a durable queue is declared when it does not exist yet. */
+export type QueueType = "classic" | "quorum";
+
+/** Checks a `queueType` option; throws a TypeError naming `what` for anything else. */
+export function checkQueueType(what: string, type: unknown): QueueType {
+  if (type === undefined) return "classic";
+  if (type === "classic" || type === "quorum") return type;
+  throw new TypeError(`warren: ${what}: queueType must be "classic" or "quorum", got ${JSON.stringify(type)}`);
 }
 
 /** Default broker URL when neither an argument nor `AMQP_URL` is given. */

@@ -5,18 +5,17 @@
  *
  * @see docs/PROTOCOL.md#events
  */
-import type { ConfirmChannel } from "amqplib";
 import { v4 as uuidv4 } from "uuid";
-import type { Connection } from "./connection.js";
-import { FlowControl } from "./flow.js";
-import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "./descriptor.js";
-import { RpcError, ValidationError, describeTarget } from "./errors.js";
-import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "./options.js";
-import { CONTENT_TYPE, encodeBody } from "./protocol.js";
-import { routingKeyFor } from "./routing.js";
+import type { ChannelSource, WireChannel } from "../amqp/channel-source.js";
+import { FlowControl } from "../amqp/flow.js";
+import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "../core/descriptor.js";
+import { RpcError, ValidationError, describeTarget } from "../core/errors.js";
+import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "../core/options.js";
+import { CONTENT_TYPE, encodeBody } from "../core/protocol.js";
+import { routingKeyFor } from "../core/routing.js";
+import { inheritedTrace } from "../core/trace.js";
+import { payloadCheck } from "../core/validation.js";
 import { EventSubscription, type EventHandler, type Subscription } from "./subscription.js";
-import { inheritedTrace } from "./trace.js";
-import { payloadCheck } from "./validation.js";
 
 /** Per-publish options. */
 export interface PublishOptions {
@@ -48,7 +47,7 @@ export interface EventTransport {
 }
 
 interface PublishChannel {
-  readonly channel: ConfirmChannel;
+  readonly channel: WireChannel;
   /** Exchanges already declared on this channel. */
   readonly declared: Set<string>;
 }
@@ -59,7 +58,7 @@ interface PublishChannel {
  * concurrent use; create one per process.
  */
 export class EventBus implements EventTransport {
-  readonly #connection: Connection;
+  readonly #source: ChannelSource;
   readonly #options: ResolvedEventBusOptions;
   readonly #subscriptions = new Set<EventSubscription<any>>();
   #publisher: Promise<PublishChannel> | undefined;
@@ -67,10 +66,10 @@ export class EventBus implements EventTransport {
   readonly #flow: FlowControl;
 
   /** @internal use `connection.events(options)`. */
-  constructor(connection: Connection, options: EventBusOptions = {}) {
-    this.#connection = connection;
-    this.#options = resolveEventBusOptions(options, connection.logger);
-    this.#flow = new FlowControl(connection);
+  constructor(source: ChannelSource, options: EventBusOptions = {}) {
+    this.#source = source;
+    this.#options = resolveEventBusOptions(options, source.logger);
+    this.#flow = new FlowControl(source);
   }
 
   /** The exchange `service` publishes to, after run-time overrides. */
@@ -94,7 +93,7 @@ export class EventBus implements EventTransport {
     try {
       open = await this.#publishChannel();
       if (!open.declared.has(exchange.name)) {
-        await open.channel.assertExchange(exchange.name, exchange.type, { durable: true });
+        await open.channel.declareExchange(exchange.name, exchange.type, { durable: true });
         open.declared.add(exchange.name);
       }
     } catch (err) {
@@ -103,18 +102,18 @@ export class EventBus implements EventTransport {
     // Back-pressure: wait while the socket buffer is full or the broker blocks the connection (resource alarm).
     if (!this.#flow.open) await this.#flow.wait();
     const properties = {
-      persistent: this.#options.persistent,
+      deliveryMode: this.#options.persistent ? 2 : 1,
       contentType: CONTENT_TYPE,
       type: event.name,
       messageId: options.messageId ?? uuidv4(),
       timestamp: Math.floor(Date.now() / 1000),
-      ...headersWithTrace(options.headers),
+      headers: headersWithTrace(options.headers),
     };
     await new Promise<void>((resolve, reject) => {
       const fail = (err: unknown) =>
         reject(new RpcError("connection_lost", `${describeTarget(target)}: the broker did not confirm the event (${(err as Error).message}); it may or may not have been published`, { ...target, cause: err }));
       try {
-        this.#flow.published(open.channel, open.channel.publish(exchange.name, routingKey, body, properties, (err) => (err ? fail(err) : resolve())));
+        this.#flow.published(open.channel, open.channel.publishConfirmed(exchange.name, routingKey, body, properties, (err) => (err ? fail(err) : resolve())));
         if (!this.#options.confirm) resolve();
       } catch (err) {
         fail(err);
@@ -131,7 +130,7 @@ export class EventBus implements EventTransport {
    */
   async subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.#closed) throw new RpcError("canceled", `${describeTarget({ service: event.service.name, method: event.name })}: the event bus is closed`);
-    const subscription: EventSubscription<P> = new EventSubscription(this.#connection, event, this.exchangeOf(event.service), handler, options, this.#options, () =>
+    const subscription: EventSubscription<P> = new EventSubscription(this.#source, event, this.exchangeOf(event.service), handler, options, this.#options, () =>
       this.#subscriptions.delete(subscription),
     );
     await subscription.start();
@@ -152,8 +151,8 @@ export class EventBus implements EventTransport {
   /** The confirm channel publishes go out on, opened on first use and again after it closes. */
   #publishChannel(): Promise<PublishChannel> {
     if (this.#publisher === undefined) {
-      const opening = this.#connection.confirmChannel().then((channel): PublishChannel => {
-        channel.on("close", () => {
+      const opening = this.#source.open("confirm").then((channel): PublishChannel => {
+        channel.onClose(() => {
           if (this.#publisher === opening) this.#publisher = undefined;
         });
         return { channel, declared: new Set() };
@@ -167,9 +166,9 @@ export class EventBus implements EventTransport {
   }
 }
 
-/** The `headers` property of an event: the caller's headers, plus the trace headers of the handler publishing it unless the caller set a traceparent. */
-function headersWithTrace(headers: PublishOptions["headers"]): { headers?: Record<string, unknown> } {
+/** The headers of an event: the caller's, plus the trace headers of the handler publishing it unless the caller set a traceparent. */
+function headersWithTrace(headers: PublishOptions["headers"]): Record<string, unknown> | undefined {
   const trace = inheritedTrace(headers);
-  if (trace === undefined) return headers === undefined ? {} : { headers };
-  return { headers: { ...trace, ...headers } };
+  if (trace === undefined) return headers;
+  return { ...trace, ...headers };
 }

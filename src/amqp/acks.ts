@@ -7,7 +7,7 @@
  * the current tick, before amqplib writes to the socket, so an ack is never
  * later than the reply it follows by more than that.
  */
-import type { Channel } from "amqplib";
+import type { AckTarget, WireChannel } from "./channel-source.js";
 
 /** Batches the acks of one channel; delivery tags are per channel, so one batcher per channel. */
 export class AckBatcher {
@@ -19,7 +19,7 @@ export class AckBatcher {
   #scheduled = false;
   readonly #flush = () => this.flush();
 
-  constructor(private readonly channel: Channel) {}
+  constructor(private readonly channel: WireChannel) {}
 
   /** Records a delivery; every delivery must later be {@link done} exactly once (or its channel closes). */
   delivered(tag: number): void {
@@ -77,18 +77,12 @@ export class AckBatcher {
   }
 
   #ack(target: AckTarget, multiple: boolean): void {
-    try {
-      this.channel.ack(target, multiple);
-    } catch {
-      // The channel is closed: the broker requeues every unacked delivery; nothing to do here.
-    }
+    // On a closed channel this does nothing: the broker requeues every unacked delivery.
+    this.channel.ack(target, multiple);
   }
 }
 
-/** What `channel.ack` takes: a delivered message (it reads only its delivery tag). */
-type AckTarget = Parameters<Channel["ack"]>[0];
-
-/** A message carrying only `deliveryTag`, which is all `channel.ack` reads. */
+/** A target carrying only `deliveryTag`, which is all an ack reads. */
 function tagOnly(deliveryTag: number): AckTarget {
-  return { fields: { deliveryTag } } as AckTarget;
+  return { fields: { deliveryTag } };
 }

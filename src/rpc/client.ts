@@ -3,12 +3,13 @@
  * to the service's queue with `mandatory` set; replies come back on direct
  * reply-to (or an exclusive callback queue) and are matched by correlation id.
  */
-import type { Channel, ConsumeMessage, Message } from "amqplib";
 import { v4 as uuidv4 } from "uuid";
-import type { Connection } from "./connection.js";
-import type { ErrorShape, MethodDescriptor } from "./descriptor.js";
-import { RpcError, ValidationError, describeTarget } from "./errors.js";
-import { callTimeout, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "./options.js";
+import type { ChannelSource, Delivery, Returned, WireChannel } from "../amqp/channel-source.js";
+import { FlowControl } from "../amqp/flow.js";
+import { RETRYABLE_CODES } from "../core/codes.js";
+import type { ErrorShape, MethodDescriptor } from "../core/descriptor.js";
+import { RpcError, ValidationError, describeTarget } from "../core/errors.js";
+import { callTimeout, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "../core/options.js";
 import {
   CONTENT_TYPE,
   DEADLINE_HEADER,
@@ -19,19 +20,14 @@ import {
   encodeBody,
   isKnownReplyCode,
   toErrorBody,
-} from "./protocol.js";
+} from "../core/protocol.js";
+import { inheritedTrace } from "../core/trace.js";
+import { checksFor, type MethodChecks } from "../core/validation.js";
 import { Deadlines, type Expiring } from "./deadlines.js";
-import { FlowControl } from "./flow.js";
-import { publishMessage, type MessageProperties } from "./publish.js";
-import { inheritedTrace } from "./trace.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
-import { checksFor, type MethodChecks } from "./validation.js";
-
-/** Outcomes after which an idempotent call is tried again. */
-const RETRY_ON: ReadonlySet<string> = new Set(["connection_lost"]);
 
 interface ReplyChannel {
-  readonly channel: Channel;
+  readonly channel: WireChannel;
   readonly replyTo: string;
 }
 
@@ -141,7 +137,7 @@ class CallTable {
  * concurrent calls; create one per process and reuse it.
  */
 export class RpcClient implements RpcTransport {
-  readonly #connection: Connection;
+  readonly #source: ChannelSource;
   readonly #options: ResolvedClientOptions;
   readonly #calls = new CallTable((call, err) => this.#retry(call, err));
   /** Correlation ids are `<prefix>.<counter>`: the prefix is a UUID v4 per client, so ids are unique across clients. */
@@ -154,10 +150,10 @@ export class RpcClient implements RpcTransport {
   #closed = false;
 
   /** @internal use `connection.client(options)`. */
-  constructor(connection: Connection, options: ClientOptions = {}) {
-    this.#connection = connection;
-    this.#options = resolveClientOptions(options, connection.logger);
-    this.#flow = new FlowControl(connection);
+  constructor(source: ChannelSource, options: ClientOptions = {}) {
+    this.#source = source;
+    this.#options = resolveClientOptions(options, source.logger);
+    this.#flow = new FlowControl(source);
   }
 
   /** Resolves once the reply consumer is active; rejects if it cannot be set up. */
@@ -213,7 +209,8 @@ export class RpcClient implements RpcTransport {
    * allows. Returns whether it will be.
    */
   #retry(call: Call, err: RpcError): boolean {
-    if (call.method.idempotent !== true || !RETRY_ON.has(err.code) || this.#closed) return false;
+    // Of the retryable codes, only connection_lost can recur with budget left: a timeout has used it up, and no_server must stay a fast answer.
+    if (call.method.idempotent !== true || err.code === "no_server" || !RETRYABLE_CODES.has(err.code) || this.#closed) return false;
     const delay = Math.min(1000, 25 * 2 ** call.attempt);
     if (Date.now() + delay >= call.deadline) return false;
     call.attempt++;
@@ -257,7 +254,7 @@ export class RpcClient implements RpcTransport {
     const extra = call.options.headers;
     const trace = inheritedTrace(extra);
     try {
-      const props: MessageProperties = {
+      const props = {
         contentType: CONTENT_TYPE,
         correlationId: call.correlationId,
         replyTo,
@@ -267,7 +264,7 @@ export class RpcClient implements RpcTransport {
         // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
         headers: extra === undefined && trace === undefined ? { [DEADLINE_HEADER]: deadline } : { ...trace, ...extra, [DEADLINE_HEADER]: deadline },
       };
-      const flushed = publishMessage(channel, "", call.queue, call.body!, props, true);
+      const flushed = channel.publish("", call.queue, call.body!, props, true);
       if (call.method.idempotent !== true) call.body = undefined;
       // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
       this.#flow.published(channel, flushed);
@@ -307,27 +304,35 @@ export class RpcClient implements RpcTransport {
   }
 
   async #openReplyChannel(): Promise<ReplyChannel> {
-    const channel = await this.#connection.channel();
-    let replyTo = DIRECT_REPLY_TO;
-    if (this.#options.replyQueue === "exclusive") {
-      replyTo = (await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false })).queue;
-    }
-    // Direct reply-to requires the consumer (no-ack) and the publishes on the same channel.
-    await channel.consume(replyTo, (msg) => this.#onReply(msg), { noAck: true });
-    channel.on("return", (msg: Message) => this.#onReturn(msg));
-    channel.on("close", () => {
+    const channel = await this.#source.open();
+    // Before anything else: a close during the setup below (even one read together with consume-ok) fails the pending calls and lets the next call reopen.
+    channel.onClose(() => {
+      if (this.#open !== undefined && this.#open.channel !== channel) return;
       this.#reply = undefined;
       this.#open = undefined;
       this.#calls.failAll((p) =>
         new RpcError("connection_lost", `${describeTarget(p.target)}: the connection to RabbitMQ was lost while waiting for a reply`),
       );
     });
-    const open = { channel, replyTo };
-    this.#open = open;
-    return open;
+    try {
+      let replyTo = DIRECT_REPLY_TO;
+      if (this.#options.replyQueue === "exclusive") {
+        replyTo = await channel.declareQueue("", { exclusive: true, autoDelete: true, durable: false });
+      }
+      // Direct reply-to requires the consumer (no-ack) and the publishes on the same channel.
+      await channel.consume(replyTo, (msg) => this.#onReply(msg), { noAck: true });
+      channel.onReturn((msg) => this.#onReturn(msg));
+      if (channel.closed) throw new Error("the channel closed while it was being set up");
+      const open = { channel, replyTo };
+      this.#open = open;
+      return open;
+    } catch (err) {
+      await channel.close();
+      throw err;
+    }
   }
 
-  #onReply(msg: ConsumeMessage | null): void {
+  #onReply(msg: Delivery | null): void {
     if (msg === null) return; // consumer cancelled by the broker; the channel close follows
     const id = msg.properties.correlationId as unknown;
     const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
@@ -367,7 +372,7 @@ export class RpcClient implements RpcTransport {
     return new RpcError(body.code, `${describeTarget(target)}: ${body.message}`, { ...target, data: body.data });
   }
 
-  #onReturn(msg: Message): void {
+  #onReturn(msg: Returned): void {
     const id = msg.properties.correlationId as unknown;
     const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
     if (pending === undefined) return;

@@ -3,19 +3,17 @@
  * request, runs its handler, validates the result, publishes the reply, and
  * only then acknowledges the request (at-least-once).
  */
-import type { Channel, ConsumeMessage } from "amqplib";
-import type { Connection } from "./connection.js";
-import type { MethodDescriptor, ServiceDescriptor } from "./descriptor.js";
-import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError } from "./errors.js";
+import { AckBatcher } from "../amqp/acks.js";
+import type { ChannelSource, Delivery, WireChannel } from "../amqp/channel-source.js";
+import { KeptConsumer } from "../amqp/consumer.js";
+import { declareDurableQueue } from "../amqp/queues.js";
+import type { MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
+import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError } from "../core/errors.js";
+import { checkQueueType, resolveServerOptions, type QueueType, type ResolvedServerOptions, type ServerOptions } from "../core/options.js";
+import { CONTENT_TYPE, DEADLINE_HEADER, ERROR_TYPE, RESULT_TYPE, decodeBody, encodeBody, readDeadline, serverErrorBody } from "../core/protocol.js";
+import { handleTraced } from "../core/trace.js";
+import { checksFor, type MethodChecks } from "../core/validation.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
-import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from "./options.js";
-import { CONTENT_TYPE, DEADLINE_HEADER, ERROR_TYPE, RESULT_TYPE, decodeBody, encodeBody, readDeadline, serverErrorBody } from "./protocol.js";
-import { checksFor, type MethodChecks } from "./validation.js";
-import { AckBatcher } from "./acks.js";
-import { KeptConsumer } from "./consumer.js";
-import { publishMessage } from "./publish.js";
-import { checkQueueType, declareDurableQueue, type QueueType } from "./queues.js";
-import { handleTraced } from "./trace.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -57,14 +55,14 @@ interface MethodEntry {
  * broker spreads requests among them, at most `prefetch` unacknowledged each.
  */
 export class RpcServer {
-  readonly #connection: Connection;
+  readonly #source: ChannelSource;
   readonly #options: ResolvedServerOptions;
   readonly #registrations = new Set<ServiceRegistration>();
 
   /** @internal use `connection.server(options)`. */
-  constructor(connection: Connection, options: ServerOptions = {}) {
-    this.#connection = connection;
-    this.#options = resolveServerOptions(options, connection.logger);
+  constructor(source: ChannelSource, options: ServerOptions = {}) {
+    this.#source = source;
+    this.#options = resolveServerOptions(options, source.logger);
   }
 
   /**
@@ -86,7 +84,7 @@ export class RpcServer {
       service.name,
       options.queue ?? service.queue,
       queueType,
-      this.#connection,
+      this.#source,
       byWireName,
       this.#options,
       () => this.#registrations.delete(registration),
@@ -117,7 +115,7 @@ class ServiceRegistration implements Registration {
   #closing: Promise<void> | undefined;
   readonly #consumer: KeptConsumer;
   /** One ack batcher per channel: delivery tags are per channel. */
-  readonly #acks = new WeakMap<Channel, AckBatcher>();
+  readonly #acks = new WeakMap<WireChannel, AckBatcher>();
   /** The batcher of the current channel, flushed before a graceful close. */
   #currentAcks: AckBatcher | undefined;
 
@@ -125,7 +123,7 @@ class ServiceRegistration implements Registration {
     readonly service: string,
     readonly queue: string,
     queueType: QueueType,
-    connection: Connection,
+    source: ChannelSource,
     private readonly methods: Map<string, MethodEntry>,
     private readonly options: ResolvedServerOptions,
     private readonly onClosed: () => void,
@@ -133,7 +131,7 @@ class ServiceRegistration implements Registration {
     this.#consumer = new KeptConsumer(
       service,
       {
-        open: () => connection.channel(),
+        open: () => source.open(),
         prepare: async (channel) => {
           await declareDurableQueue(channel, service, queue, queueType);
           await channel.prefetch(options.prefetch);
@@ -142,7 +140,7 @@ class ServiceRegistration implements Registration {
           return queue;
         },
         deliver: (channel, msg) => this.#onDelivery(channel, msg),
-        connectionClosed: () => connection.closed,
+        connectionClosed: () => source.closed,
       },
       options.logger,
     );
@@ -172,7 +170,7 @@ class ServiceRegistration implements Registration {
    * One request: checks, handler, reply, then ack. Runs synchronously to the
    * reply when the handler returns a plain value; only a promise makes it async.
    */
-  #onDelivery(channel: Channel, msg: ConsumeMessage): void {
+  #onDelivery(channel: WireChannel, msg: Delivery): void {
     const acks = this.#acks.get(channel)!;
     acks.delivered(msg.fields.deliveryTag);
     const props = msg.properties;
@@ -244,7 +242,7 @@ class ServiceRegistration implements Registration {
    * request validation. Returns the error reply for a bad request, `undefined`
    * for an expired one, else what the handler needs.
    */
-  #admit(msg: ConsumeMessage, wireName: string | undefined, correlationId: string | undefined): Admitted | Reply | undefined {
+  #admit(msg: Delivery, wireName: string | undefined, correlationId: string | undefined): Admitted | Reply | undefined {
     const deadline = readDeadline(msg.properties.headers as Record<string, unknown> | undefined);
     if (typeof deadline === "number" && deadline <= Date.now()) return undefined;
     const target = () => ({ service: this.service, method: wireName });
@@ -267,9 +265,9 @@ class ServiceRegistration implements Registration {
   }
 
   /** Publishes the reply, then acks the request: if we die in between it is redelivered, never lost. */
-  #send(channel: Channel, acks: AckBatcher, msg: ConsumeMessage, replyTo: string, correlationId: string | undefined, type: string, body: unknown): void {
+  #send(channel: WireChannel, acks: AckBatcher, msg: Delivery, replyTo: string, correlationId: string | undefined, type: string, body: unknown): void {
     try {
-      publishMessage(channel, "", replyTo, encodeBody(body), { contentType: CONTENT_TYPE, correlationId, type });
+      channel.publish("", replyTo, encodeBody(body), { contentType: CONTENT_TYPE, correlationId, type });
       acks.done(msg.fields.deliveryTag, msg);
     } catch (err) {
       const target = { service: this.service, method: msg.properties.type as string | undefined };
@@ -327,7 +325,7 @@ class Context implements HandlerContext<any> {
     readonly service: string,
     private readonly descriptor: MethodDescriptor,
     readonly correlationId: string,
-    msg: ConsumeMessage,
+    msg: Delivery,
     readonly deadline: number | undefined,
   ) {
     this.method = descriptor.name;

@@ -1,4 +1,4 @@
-import type { MethodDescriptor, ErrorShape } from "./descriptor.js";
+import type { MethodDescriptor, ErrorShape } from "../core/descriptor.js";
 
 /** Per-call options; every field is optional and overrides the client's defaults for this call only. */
 export interface CallOptions {

@@ -3,23 +3,23 @@
  * channel, runs the owner's setup (declare, bind, prefetch), consumes, and
  * after an unexpected close starts over with capped backoff until closed.
  */
-import type { Channel, ConsumeMessage } from "amqplib";
-import type { Logger } from "./options.js";
+import type { Logger } from "../core/options.js";
+import type { Delivery, WireChannel } from "./channel-source.js";
 
 /** What a {@link KeptConsumer} needs from its owner. */
-export interface ConsumerSetup<C extends Channel> {
+export interface ConsumerSetup<C extends WireChannel> {
   /** Opens a fresh channel (waits for a reconnection in progress). */
   open(): Promise<C>;
   /** Declares what the consumer needs on `channel` and returns the queue to consume. */
   prepare(channel: C): Promise<string>;
   /** Handles one delivery; `null` means the broker cancelled the consumer. */
-  deliver(channel: C, msg: ConsumeMessage): void;
+  deliver(channel: C, msg: Delivery): void;
   /** True once the owning connection is closed for good. */
   connectionClosed(): boolean;
 }
 
 /** A consumer that re-declares and resumes by itself; see the module comment. */
-export class KeptConsumer<C extends Channel = Channel> {
+export class KeptConsumer<C extends WireChannel = WireChannel> {
   #channel: C | undefined;
   #consumerTag: string | undefined;
   #queue: string | undefined;
@@ -41,7 +41,7 @@ export class KeptConsumer<C extends Channel = Channel> {
     const channel = await this.setup.open();
     try {
       const queue = await this.setup.prepare(channel);
-      const { consumerTag } = await channel.consume(queue, (msg) => {
+      const consumerTag = await channel.consume(queue, (msg) => {
         if (msg !== null) return this.setup.deliver(channel, msg);
         // The broker cancelled the consumer (e.g. the queue was deleted): closing the channel triggers re-declaration.
         this.logger.error(`warren: ${this.what}: the broker cancelled the consumer of queue "${queue}" (queue deleted?)`);
@@ -59,7 +59,8 @@ export class KeptConsumer<C extends Channel = Channel> {
       await channel.close().catch(() => {});
       throw err;
     }
-    channel.on("close", () => {
+    // A close that came before this line (even in the same read as consume-ok) still reaches the listener.
+    channel.onClose(() => {
       if (this.#channel !== channel || this.#closing) return;
       this.#channel = undefined;
       this.logger.warn(`warren: ${this.what}: channel on queue "${this.#queue}" closed; re-declaring and resuming`);

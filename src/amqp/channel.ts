@@ -1,0 +1,103 @@
+/**
+ * {@link WireChannel} over an amqplib channel. The close listener is attached
+ * the moment the channel exists, before any other operation: amqplib emits
+ * `close` synchronously while it reads frames, so a listener attached after
+ * an `await` (say, of `consume`) misses a close that arrived in the same TCP
+ * read as the operation's reply. Here `closed` and `onClose` cannot miss it.
+ */
+import type { Channel, ConfirmChannel, Options } from "amqplib";
+import type { AckTarget, CloseReason, Delivery, MessageProperties, QueueOptions, Returned, WireChannel } from "./channel-source.js";
+import { publishMessage } from "./internals.js";
+
+/** An amqplib channel (plain or confirm) behind the {@link WireChannel} interface. */
+export class AmqpChannel implements WireChannel {
+  #closed = false;
+  #reason: CloseReason;
+  #listeners: ((reason: CloseReason) => void)[] = [];
+
+  /** Wraps `channel` right after amqplib created it; see the module comment. */
+  constructor(readonly raw: Channel) {
+    // amqplib emits "error" before "close" for a channel the broker closed; the close carries it on.
+    raw.on("error", (err: Error) => (this.#reason = err));
+    raw.once("close", () => {
+      this.#closed = true;
+      const listeners = this.#listeners;
+      this.#listeners = [];
+      for (const listener of listeners) listener(this.#reason);
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  onClose(listener: (reason: CloseReason) => void): void {
+    if (this.#closed) queueMicrotask(() => listener(this.#reason));
+    else this.#listeners.push(listener);
+  }
+
+  onReturn(listener: (msg: Returned) => void): void {
+    this.raw.on("return", listener);
+  }
+
+  drained(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.raw.off("drain", done);
+        resolve();
+      };
+      this.raw.on("drain", done);
+      this.onClose(done);
+    });
+  }
+
+  publish(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory = false): boolean {
+    return publishMessage(this.raw, exchange, routingKey, content, props, mandatory);
+  }
+
+  publishConfirmed(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, confirmed: (err: Error | null) => void): boolean {
+    // amqplib skips properties that are undefined.
+    const options = props as Options.Publish;
+    return (this.raw as ConfirmChannel).publish(exchange, routingKey, content, options, (err) => confirmed(err ?? null));
+  }
+
+  async consume(queue: string, deliver: (msg: Delivery | null) => void, options: { noAck?: boolean } = {}): Promise<string> {
+    return (await this.raw.consume(queue, deliver, options)).consumerTag;
+  }
+
+  async cancel(consumerTag: string): Promise<void> {
+    await this.raw.cancel(consumerTag);
+  }
+
+  ack(target: AckTarget, multiple = false): void {
+    try {
+      this.raw.ack(target as Parameters<Channel["ack"]>[0], multiple);
+    } catch {
+      // The channel is closed: the broker requeues every unacked delivery; nothing to do here.
+    }
+  }
+
+  async prefetch(count: number): Promise<void> {
+    await this.raw.prefetch(count);
+  }
+
+  async declareQueue(name: string, options: QueueOptions): Promise<string> {
+    return (await this.raw.assertQueue(name, options)).queue;
+  }
+
+  async declareExchange(name: string, type: string, options: { durable: boolean }): Promise<void> {
+    await this.raw.assertExchange(name, type, options);
+  }
+
+  async bindQueue(queue: string, exchange: string, key: string): Promise<void> {
+    await this.raw.bindQueue(queue, exchange, key);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.raw.close().catch(() => {
+      /* closed meanwhile (by the broker or a lost connection): the outcome is the same */
+    });
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Every place warren reaches into amqplib's private internals, for speed. It
+ * relies on amqplib 2.3.1 (pinned exactly in package.json); each patch checks
+ * the shape it needs first and, when that shape is not there, leaves amqplib's
+ * own path in place. test/integration/amqplib-internals.test.ts fails loudly
+ * when an upgrade changes a shape, so the fallback is never silent in CI.
+ *
+ * 1. {@link coalesceWrites}: the multiplexer's pass over pending frames is
+ *    corked, so a reply and its ack leave in one `writev`.
+ * 2. {@link writeThrough}: a channel's frame goes straight to the socket while
+ *    nothing of the channel is queued.
+ * 3. {@link publishMessage}: requests and replies are handed to the channel's
+ *    `sendMessage` with plain headers, skipping `Args.publish`.
+ */
+import type { Socket } from "node:net";
+import type { Readable, Writable } from "node:stream";
+import type { Channel, ChannelModel, Options } from "amqplib";
+import type { MessageProperties } from "./channel-source.js";
+
+/** The parts of amqplib's connection that {@link coalesceWrites} and {@link writeThrough} reach into. */
+interface Internals {
+  stream: Socket;
+  muxer: { _readIncoming: (this: unknown) => void; blocked?: boolean };
+  channels: ({ buffer?: unknown } | null)[];
+}
+
+/** amqplib's connection behind a channel model, when it has the shape warren's write path relies on. */
+function internalsOf(model: ChannelModel): Internals | undefined {
+  const c = (model as unknown as { connection?: Partial<Internals> }).connection;
+  const socket = c?.stream as Partial<Socket> | undefined;
+  if (typeof c?.muxer?._readIncoming !== "function" || !Array.isArray(c.channels)) return undefined;
+  if (typeof socket?.cork !== "function" || typeof socket.uncork !== "function" || typeof socket.write !== "function") return undefined;
+  return c as Internals;
+}
+
+/**
+ * amqplib's multiplexer writes each pending frame to the socket with its own
+ * `write` (one syscall each: a reply and its ack are two). Corking the socket
+ * around one multiplexer pass sends them all in a single `writev`. Applied only
+ * when amqplib's internals have the expected shape; otherwise nothing changes.
+ */
+export function coalesceWrites(model: ChannelModel): void {
+  const internals = internalsOf(model);
+  if (internals === undefined) return;
+  const { stream: socket, muxer } = internals;
+  const readIncoming = muxer._readIncoming;
+  muxer._readIncoming = function corked(this: unknown) {
+    socket.cork();
+    try {
+      readIncoming.call(this);
+    } finally {
+      socket.uncork();
+    }
+  };
+}
+
+/**
+ * amqplib queues every frame a channel sends in the channel's buffer stream;
+ * its multiplexer moves it to the socket in a later `setImmediate` turn, after
+ * a `nextTick` "readable" event. When that buffer is empty and the socket
+ * accepts writes, a frame can go to the socket at once without changing the
+ * order of anything: `writeThrough` does that for `channel`, corking the socket
+ * until the end of the current tick so that the frames of one turn (a reply
+ * and its ack, a burst of requests) still leave in one `writev`. Otherwise the
+ * frame takes amqplib's path, which also keeps its back-pressure: a full socket
+ * sends later frames through the buffer, whose `write` then reports it.
+ */
+export function writeThrough(model: ChannelModel, channel: Channel): void {
+  const internals = internalsOf(model);
+  const number = (channel as unknown as { ch?: unknown }).ch;
+  if (internals === undefined || typeof number !== "number") return;
+  const buffer = internals.channels[number]?.buffer as Writable & Readable | undefined;
+  if (typeof buffer?.write !== "function" || typeof buffer.readableLength !== "number") return;
+  const { stream: socket, muxer } = internals;
+  const queued = buffer.write.bind(buffer) as (chunk: Buffer) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  buffer.write = ((chunk: Buffer) => {
+    if (buffer.readableLength !== 0 || buffer.writableLength !== 0 || muxer.blocked === true || socket.writableNeedDrain || !socket.writable) {
+      return queued(chunk);
+    }
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    socket.write(chunk);
+    return true;
+  }) as typeof buffer.write;
+}
+
+/** What each patch found in amqplib's internals: all true on the pinned version. */
+export interface InternalsReport {
+  /** The connection has the socket, multiplexer and channel table of {@link coalesceWrites} and {@link writeThrough}. */
+  readonly connection: boolean;
+  /** The channel has its number and a buffer stream {@link writeThrough} can take over. */
+  readonly channelBuffer: boolean;
+  /** The channel has the `sendMessage` {@link publishMessage} calls. */
+  readonly sendMessage: boolean;
+}
+
+/** Reports which of the internals warren relies on `model` and `channel` have (for the shape test and diagnostics). */
+export function inspectInternals(model: ChannelModel, channel: Channel): InternalsReport {
+  const internals = internalsOf(model);
+  const number = (channel as unknown as { ch?: unknown }).ch;
+  const buffer = internals !== undefined && typeof number === "number" ? (internals.channels[number]?.buffer as Partial<Writable & Readable> | undefined) : undefined;
+  return {
+    connection: internals !== undefined,
+    channelBuffer: typeof buffer?.write === "function" && typeof buffer.readableLength === "number" && typeof buffer.writableLength === "number",
+    sendMessage: typeof (channel as unknown as { sendMessage?: unknown }).sendMessage === "function",
+  };
+}
+type SendMessage = (fields: object, properties: object, content: Buffer) => boolean;
+
+/**
+ * The hot-path publish of requests and replies. amqplib's `channel.publish`
+ * first runs `Args.publish`, which wraps the caller's headers in a new object
+ * whose prototype is those headers (`Object.create(headers)`); amqplib's table
+ * encoder then walks that prototype chain with `for…in`, a slow path in V8
+ * (`npm run bench:micro` measures both). This builds the same method fields
+ * and properties itself, with the headers as a plain object, and hands them to
+ * amqplib's own `sendMessage` (the method `publish` ends in), so the frames
+ * are amqplib's. One difference: without headers it sends no headers table,
+ * where amqplib always sends one, empty if need be. A channel without
+ * `sendMessage` gets `publish`. Returns what `publish` returns (false: the
+ * socket buffer is full); throws like `publish` when the channel is closed.
+ */
+export function publishMessage(channel: Channel, exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory = false): boolean {
+  const send = (channel as unknown as { sendMessage?: SendMessage }).sendMessage;
+  if (typeof send !== "function") return channel.publish(exchange, routingKey, content, { ...props, mandatory } as Options.Publish);
+  // Same keys, same order as amqplib's Args.publish: one object serves as method fields and properties.
+  const fields = {
+    exchange,
+    routingKey,
+    mandatory,
+    immediate: false,
+    ticket: undefined,
+    contentType: props.contentType,
+    contentEncoding: undefined,
+    headers: props.headers,
+    deliveryMode: props.deliveryMode,
+    priority: undefined,
+    correlationId: props.correlationId,
+    replyTo: props.replyTo,
+    expiration: props.expiration,
+    messageId: props.messageId,
+    timestamp: props.timestamp,
+    type: props.type,
+    userId: undefined,
+    appId: undefined,
+    clusterId: undefined,
+  };
+  return send.call(channel, fields, fields, content);
+}
