@@ -39,7 +39,8 @@ export function emitClient(file: SourceFile, service: ServiceModel, runtime: str
     ctors: [{
       docs: ["@param transport Carries the calls, e.g. a connected warren client."],
       parameters: [{ name: hasMethods ? "transport" : "_transport", type: "RpcTransport" }],
-      statements: hasMethods ? "this.#transport = transport;" : [],
+      // Validators compiled now, not on the first call (which would pay for them inside its budget).
+      statements: hasMethods ? ["this.#transport = transport;", `transport.prepare?.(${descriptor});`] : [],
     }],
     methods: service.methods.map((m) => ({
       name: m.tsName,

@@ -35,7 +35,8 @@ export function emitEvents(file: SourceFile, service: ServiceModel, runtime: str
     isExported: true,
     docs: [docText(`${service.description}\n\nPublishes the ${service.name} events to the ${type} exchange \`${exchange}\`. Each method validates the payload (\`invalid_event\` and nothing sent when it does not match) and resolves once the broker has confirmed the event.`)],
     properties: [transport],
-    ctors: [ctor],
+    // Validators compiled now, not on the first publish.
+    ctors: [{ ...ctor, statements: [ctor.statements, `transport.prepare?.(${descriptor});`] }],
     methods: service.events.map((e) => ({
       name: eventMemberNames(e.tsName).publish,
       docs: [eventDoc(e, service, `Publishes \`${e.wireName}\`.`)],

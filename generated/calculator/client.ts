@@ -15,6 +15,7 @@ export class CalculatorClient {
   /** @param transport Carries the calls, e.g. a connected warren client. */
   constructor(transport: RpcTransport) {
     this.#transport = transport;
+    transport.prepare?.(Calculator);
   }
 
   /**

@@ -15,6 +15,7 @@ export class OrdersPublisher {
   /** @param transport Carries the events, e.g. `connection.events()`. */
   constructor(transport: EventTransport) {
     this.#transport = transport;
+    transport.prepare?.(Orders);
   }
 
   /**

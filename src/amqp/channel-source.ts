@@ -46,6 +46,14 @@ export interface AckTarget {
   readonly fields: { readonly deliveryTag: number };
 }
 
+/** What a confirm channel reports when the broker refuses a message (`basic.nack`): it was not enqueued. */
+export class NackError extends Error {
+  constructor() {
+    super("the broker refused the message (basic.nack)");
+    this.name = "NackError";
+  }
+}
+
 /** Why a channel closed; `undefined` for a close warren asked for. */
 export type CloseReason = Error | undefined;
 
@@ -74,7 +82,7 @@ export interface WireChannel {
   drained(): Promise<void>;
   /** Publishes; see the contract for the return value. */
   publish(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory?: boolean): boolean;
-  /** Publishes on a confirm channel; `confirmed` is called once with `null` (ack) or the failure (nack, channel closed). */
+  /** Publishes on a confirm channel; `confirmed` is called once: `null` (ack), a {@link NackError} (nack), or another Error (channel closed: outcome unknown). */
   publishConfirmed(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, confirmed: (err: Error | null) => void): boolean;
   /** Starts a consumer; resolves with its tag once the broker confirmed it. */
   consume(queue: string, deliver: (msg: Delivery | null) => void, options?: { noAck?: boolean }): Promise<string>;

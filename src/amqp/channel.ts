@@ -3,11 +3,13 @@
  * the moment the channel exists, before any other operation: amqplib emits
  * `close` synchronously while it reads frames, so a listener attached after
  * an `await` (say, of `consume`) misses a close that arrived in the same TCP
- * read as the operation's reply. Here `closed` and `onClose` cannot miss it.
+ * read as the operation's reply. A close that came even before that (in the
+ * read that completed the channel's creation) is read off amqplib's channel
+ * table. Here `closed` and `onClose` cannot miss it.
  */
 import type { Channel, ConfirmChannel, Options } from "amqplib";
-import type { AckTarget, CloseReason, Delivery, MessageProperties, QueueOptions, Returned, WireChannel } from "./channel-source.js";
-import { publishMessage } from "./internals.js";
+import { NackError, type AckTarget, type CloseReason, type Delivery, type MessageProperties, type QueueOptions, type Returned, type WireChannel } from "./channel-source.js";
+import { closedAlready, publishMessage } from "./internals.js";
 
 /** An amqplib channel (plain or confirm) behind the {@link WireChannel} interface. */
 export class AmqpChannel implements WireChannel {
@@ -17,6 +19,8 @@ export class AmqpChannel implements WireChannel {
 
   /** Wraps `channel` right after amqplib created it; see the module comment. */
   constructor(readonly raw: Channel) {
+    // It may have closed before this line: amqplib can close it in the same socket read that completed its creation.
+    this.#closed = closedAlready(raw);
     // amqplib emits "error" before "close" for a channel the broker closed; the close carries it on.
     raw.on("error", (err: Error) => (this.#reason = err));
     raw.once("close", () => {
@@ -59,7 +63,11 @@ export class AmqpChannel implements WireChannel {
   publishConfirmed(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, confirmed: (err: Error | null) => void): boolean {
     // amqplib skips properties that are undefined.
     const options = props as Options.Publish;
-    return (this.raw as ConfirmChannel).publish(exchange, routingKey, content, options, (err) => confirmed(err ?? null));
+    // amqplib reports a nack and a channel closed with unconfirmed messages both as an Error; only the nack says "nacked".
+    // A channel the broker closed (403 for a publish it refused) is reported with the broker's reason.
+    return (this.raw as ConfirmChannel).publish(exchange, routingKey, content, options, (err) =>
+      confirmed(err == null ? null : err.message === "message nacked" ? new NackError() : (this.#reason ?? err)),
+    );
   }
 
   async consume(queue: string, deliver: (msg: Delivery | null) => void, options: { noAck?: boolean } = {}): Promise<string> {

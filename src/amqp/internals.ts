@@ -11,6 +11,8 @@
  *    nothing of the channel is queued.
  * 3. {@link publishMessage}: requests and replies are handed to the channel's
  *    `sendMessage` with plain headers, skipping `Args.publish`.
+ * 4. {@link closedAlready}: whether a channel closed before its creator could
+ *    attach a listener (amqplib emits `close` synchronously while it reads).
  */
 import type { Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
@@ -92,6 +94,21 @@ export function writeThrough(model: ChannelModel, channel: Channel): void {
   }) as typeof buffer.write;
 }
 
+/**
+ * True when `channel` closed before anyone could listen: amqplib resolves
+ * `createChannel` and then, in the same read of the socket, may close the
+ * channel (a `connection.close` read together with `channel.open-ok` or
+ * `confirm.select-ok`), emitting `close` before the caller's `await` resumes.
+ * A closed channel is no longer in its connection's channel table. False when
+ * the table does not have the expected shape (nothing to tell).
+ */
+export function closedAlready(channel: Channel): boolean {
+  const c = channel as unknown as { ch?: unknown; connection?: { channels?: unknown } };
+  const table = c.connection?.channels;
+  if (typeof c.ch !== "number" || !Array.isArray(table)) return false;
+  return (table[c.ch] as { channel?: unknown } | null | undefined)?.channel !== channel;
+}
+
 /** What each patch found in amqplib's internals: all true on the pinned version. */
 export interface InternalsReport {
   /** The connection has the socket, multiplexer and channel table of {@link coalesceWrites} and {@link writeThrough}. */
@@ -100,6 +117,8 @@ export interface InternalsReport {
   readonly channelBuffer: boolean;
   /** The channel has the `sendMessage` {@link publishMessage} calls. */
   readonly sendMessage: boolean;
+  /** The channel is found in its connection's channel table, as {@link closedAlready} expects of an open channel. */
+  readonly channelTable: boolean;
 }
 
 /** Reports which of the internals warren relies on `model` and `channel` have (for the shape test and diagnostics). */
@@ -111,6 +130,7 @@ export function inspectInternals(model: ChannelModel, channel: Channel): Interna
     connection: internals !== undefined,
     channelBuffer: typeof buffer?.write === "function" && typeof buffer.readableLength === "number" && typeof buffer.writableLength === "number",
     sendMessage: typeof (channel as unknown as { sendMessage?: unknown }).sendMessage === "function",
+    channelTable: internals !== undefined && typeof number === "number" && (internals.channels[number] as { channel?: unknown } | null)?.channel === channel,
   };
 }
 type SendMessage = (fields: object, properties: object, content: Buffer) => boolean;

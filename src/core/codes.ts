@@ -27,6 +27,12 @@ export const Code = {
   no_server: "no_server",
   /** Caller: the connection or channel closed while the call was in flight. The request may or may not have run. */
   connection_lost: "connection_lost",
+  /** Publisher: the broker refused the event with a negative confirm (a queue at its length limit, a quorum queue without a leader). It was not enqueued; publishing it again later may succeed. */
+  rejected: "rejected",
+  /** Any side: the broker refused to declare what the contract needs (an exchange or queue that exists with another kind or other arguments). Nothing was sent; fix the broker or the contract. */
+  setup_failed: "setup_failed",
+  /** Any side: the broker refused the user (wrong user or password, no access to the virtual host, or no permission on a queue or exchange). Fix the credentials or the permissions. */
+  access_refused: "access_refused",
 } as const;
 
 /** A framework error code. */

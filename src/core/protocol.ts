@@ -28,9 +28,63 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Outcome of {@link decodeBody}. */
 export type Decoded = { ok: true; value: unknown } | { ok: false; reason: string };
 
-/** Serialises a body. `undefined` (a void result) is sent as `null`. */
+/** Serialises a body. `undefined` (a void result) is sent as `null`. Throws what `JSON.stringify` throws (a BigInt, a cycle, a value nested too deep). */
 export function encodeBody(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value ?? null), "utf8");
+}
+
+/** Outcome of {@link tryEncodeBody}. */
+export type Encoded = { ok: true; body: Buffer } | { ok: false; reason: string };
+
+/** {@link encodeBody} that reports, instead of throwing, a value JSON cannot encode. */
+export function tryEncodeBody(value: unknown): Encoded {
+  try {
+    return { ok: true, body: encodeBody(value) };
+  } catch (err) {
+    const reason = err instanceof RangeError && /call stack/i.test(err.message) ? "it is nested too deeply" : (err as Error)?.message ?? String(err);
+    return { ok: false, reason: `cannot be encoded as JSON: ${reason}` };
+  }
+}
+
+/** Longest AMQP short string, in bytes (a queue name, a routing key). */
+const SHORT_STRING_BYTES = 255;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Why a request's `reply_to` cannot be replied to, or `undefined` when it can.
+ * A reply to an address under `amq.rabbitmq.reply-to` that the broker did not
+ * make (RabbitMQ 3.10 answers `amq.rabbitmq.reply-to.a.b` by closing the whole
+ * connection with 541 INTERNAL_ERROR) would take the server's connection down
+ * and bring the request back: such an address must be one the broker makes,
+ * `amq.rabbitmq.reply-to.<pid>.<key>` with both parts base64 and the pid an
+ * Erlang external-term pid. Any other name must fit in a queue name (255 bytes).
+ * A well-formed address can still name a node that does not exist (3.10
+ * closes the connection for that too): servers also stop running a request
+ * that keeps costing them their channel (src/rpc/losses.ts).
+ */
+export function replyToProblem(replyTo: string): string | undefined {
+  if (Buffer.byteLength(replyTo, "utf8") > SHORT_STRING_BYTES) return `reply_to is longer than ${SHORT_STRING_BYTES} bytes`;
+  if (!replyTo.startsWith(DIRECT_REPLY_TO)) return undefined;
+  const parts = replyTo.slice(DIRECT_REPLY_TO.length + 1).split(".");
+  const ok =
+    replyTo.charAt(DIRECT_REPLY_TO.length) === "." &&
+    parts.length === 2 &&
+    parts.every((p) => p.length > 0 && BASE64.test(p)) &&
+    isErlangPid(Buffer.from(parts[0]!, "base64"));
+  return ok ? undefined : `reply_to ${JSON.stringify(replyTo.slice(0, 80))} is not a direct reply-to address the broker made`;
+}
+
+/** True for the pid a broker puts in a direct reply-to address: 131, NEW_PID_EXT (88), the node as a UTF-8 atom (`name@host`), then id, serial and creation. */
+function isErlangPid(term: Buffer): boolean {
+  if (term.length < 4 || term[0] !== 131 || term[1] !== 88) return false;
+  // ATOM_UTF8_EXT (118) has a 2-byte length, SMALL_ATOM_UTF8_EXT (119) one byte.
+  const atom = term[2];
+  if (atom !== 118 && atom !== 119) return false;
+  const header = atom === 118 ? 5 : 4;
+  if (term.length < header) return false;
+  const nameLength = atom === 118 ? term.readUInt16BE(3) : term[3]!;
+  if (term.length !== header + nameLength + 12) return false;
+  return /^[^@]+@[^@]+$/.test(term.toString("utf8", header, header + nameLength));
 }
 
 /**

@@ -6,12 +6,13 @@
  * @see docs/PROTOCOL.md#events
  */
 import { v4 as uuidv4 } from "uuid";
-import type { ChannelSource, WireChannel } from "../amqp/channel-source.js";
+import { NackError, type ChannelSource, type WireChannel } from "../amqp/channel-source.js";
+import { brokerRefusal, declareExchange } from "../amqp/queues.js";
 import { FlowControl } from "../amqp/flow.js";
 import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "../core/descriptor.js";
-import { RpcError, ValidationError, describeTarget } from "../core/errors.js";
+import { RpcError, ValidationError, describeTarget, isRpcError } from "../core/errors.js";
 import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "../core/options.js";
-import { CONTENT_TYPE, encodeBody } from "../core/protocol.js";
+import { CONTENT_TYPE, tryEncodeBody } from "../core/protocol.js";
 import { routingKeyFor } from "../core/routing.js";
 import { inheritedTrace } from "../core/trace.js";
 import { payloadCheck } from "../core/validation.js";
@@ -44,6 +45,8 @@ export interface EventTransport {
   publish<P>(event: EventDescriptor<P>, payload: P, options?: PublishOptions): Promise<void>;
   /** Subscribes `handler` to one event. */
   subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options?: SubscribeOptions): Promise<Subscription>;
+  /** Optional: compiles the payload checks of `service`'s events now rather than on the first publish; generated publishers call it when they are created. */
+  prepare?(service: ServiceDescriptor): void;
 }
 
 interface PublishChannel {
@@ -72,6 +75,11 @@ export class EventBus implements EventTransport {
     this.#flow = new FlowControl(source);
   }
 
+  /** See {@link EventTransport.prepare}. */
+  prepare(service: ServiceDescriptor): void {
+    for (const event of Object.values(service.events)) payloadCheck(event);
+  }
+
   /** The exchange `service` publishes to, after run-time overrides. */
   exchangeOf(service: ServiceDescriptor): ExchangeSpec {
     const name = this.#options.exchanges[service.name];
@@ -88,15 +96,18 @@ export class EventBus implements EventTransport {
     if (reserved !== undefined) throw new RpcError("invalid_event", `${describeTarget(target)}: header "${reserved}" is reserved for the protocol`, target);
     const routingKey = routingKeyFor(event, payload);
     const exchange = this.exchangeOf(event.service);
-    const body = encodeBody(payload);
+    const encoded = tryEncodeBody(payload);
+    if (!encoded.ok) throw new RpcError("invalid_event", `${describeTarget(target)}: the payload ${encoded.reason}`, target);
+    const body = encoded.body;
     let open: PublishChannel;
     try {
       open = await this.#publishChannel();
       if (!open.declared.has(exchange.name)) {
-        await open.channel.declareExchange(exchange.name, exchange.type, { durable: true });
+        await declareExchange(open.channel, describeTarget(target), exchange.name, exchange.type);
         open.declared.add(exchange.name);
       }
     } catch (err) {
+      if (isRpcError(err) && err.code !== "connection_lost") throw err;
       throw new RpcError("connection_lost", `${describeTarget(target)}: cannot publish to exchange "${exchange.name}": ${(err as Error).message}`, { ...target, cause: err });
     }
     // Back-pressure: wait while the socket buffer is full or the broker blocks the connection (resource alarm).
@@ -110,8 +121,7 @@ export class EventBus implements EventTransport {
       headers: headersWithTrace(options.headers),
     };
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: unknown) =>
-        reject(new RpcError("connection_lost", `${describeTarget(target)}: the broker did not confirm the event (${(err as Error).message}); it may or may not have been published`, { ...target, cause: err }));
+      const fail = (err: unknown) => reject(unconfirmed(err, target, exchange.name));
       try {
         this.#flow.published(open.channel, open.channel.publishConfirmed(exchange.name, routingKey, body, properties, (err) => (err ? fail(err) : resolve())));
         if (!this.#options.confirm) resolve();
@@ -164,6 +174,19 @@ export class EventBus implements EventTransport {
     }
     return this.#publisher;
   }
+}
+
+/** Why an event was not confirmed, as the publisher should see it: refused (`rejected`, `access_refused`) or unknown (`connection_lost`). */
+function unconfirmed(err: unknown, target: { service: string; method: string }, exchange: string): RpcError {
+  const what = describeTarget(target);
+  if (err instanceof NackError) {
+    return new RpcError("rejected", `${what}: the broker refused the event (basic.nack); it was not enqueued, publishing it again later may succeed`, { ...target, cause: err });
+  }
+  const refused = brokerRefusal(err);
+  if (refused?.code === 403) {
+    return new RpcError("access_refused", `${what}: the broker refused to take the event on exchange "${exchange}" (${refused.detail}); the user needs the "write" permission on it`, { ...target, cause: err });
+  }
+  return new RpcError("connection_lost", `${what}: the broker did not confirm the event (${(err as Error).message}); it may or may not have been published`, { ...target, cause: err });
 }
 
 /** The headers of an event: the caller's, plus the trace headers of the handler publishing it unless the caller set a traceparent. */

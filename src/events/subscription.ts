@@ -7,7 +7,7 @@
  */
 import type { ChannelSource, Delivery, MessageProperties, WireChannel } from "../amqp/channel-source.js";
 import { KeptConsumer } from "../amqp/consumer.js";
-import { declareDurableQueue } from "../amqp/queues.js";
+import { declareDurableQueue, declareExchange } from "../amqp/queues.js";
 import type { EventDescriptor, ExchangeSpec } from "../core/descriptor.js";
 import { describeTarget, formatIssues } from "../core/errors.js";
 import {
@@ -139,7 +139,7 @@ export class EventSubscription<P> implements Subscription {
   }
 
   async #prepare(channel: WireChannel): Promise<string> {
-    await channel.declareExchange(this.#exchange.name, this.#exchange.type, { durable: true });
+    await declareExchange(channel, this.#what, this.#exchange.name, this.#exchange.type);
     let queue = this.#groupQueue;
     if (queue === undefined) queue = await channel.declareQueue("", { exclusive: true, autoDelete: true, durable: false });
     else await declareDurableQueue(channel, this.#what, queue, this.#queueType);

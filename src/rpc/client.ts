@@ -7,7 +7,7 @@ import { v4 as uuidv4 } from "uuid";
 import type { ChannelSource, Delivery, Returned, WireChannel } from "../amqp/channel-source.js";
 import { FlowControl } from "../amqp/flow.js";
 import { RETRYABLE_CODES } from "../core/codes.js";
-import type { ErrorShape, MethodDescriptor } from "../core/descriptor.js";
+import type { ErrorShape, MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
 import { RpcError, ValidationError, describeTarget } from "../core/errors.js";
 import { callTimeout, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "../core/options.js";
 import {
@@ -17,9 +17,9 @@ import {
   ERROR_TYPE,
   RESULT_TYPE,
   decodeBody,
-  encodeBody,
   isKnownReplyCode,
   toErrorBody,
+  tryEncodeBody,
 } from "../core/protocol.js";
 import { inheritedTrace } from "../core/trace.js";
 import { checksFor, type MethodChecks } from "../core/validation.js";
@@ -156,6 +156,11 @@ export class RpcClient implements RpcTransport {
     this.#flow = new FlowControl(source);
   }
 
+  /** Compiles the validators of every method of `service` now, so that no call pays for it; generated clients call this when they are created. */
+  prepare(service: ServiceDescriptor): void {
+    for (const method of Object.values(service.methods)) checksFor(method);
+  }
+
   /** Resolves once the reply consumer is active; rejects if it cannot be set up. */
   async ready(): Promise<void> {
     await this.#replyChannel();
@@ -188,6 +193,8 @@ export class RpcClient implements RpcTransport {
 
   /** Checks and encodes a call; throws what the caller should see. */
   #prepare(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions): Call {
+    // The budget runs from this moment, whatever the checks below cost (docs/PROTOCOL.md).
+    const now = Date.now();
     if (this.#closed) throw new RpcError("canceled", `${describeTarget(targetOf(method))}: the client is closed`, targetOf(method));
     if (options.signal?.aborted) throw canceled(targetOf(method), options.signal);
     let timeoutMs: number;
@@ -199,8 +206,10 @@ export class RpcClient implements RpcTransport {
     const checks = checksFor(method);
     const issues = checks.request(request);
     if (issues !== undefined) throw new ValidationError("invalid_request", "client", issues, targetOf(method));
+    const encoded = tryEncodeBody(request);
+    if (!encoded.ok) throw new RpcError("invalid_request", `${describeTarget(targetOf(method))}: the request ${encoded.reason}`, targetOf(method));
     const queue = this.#options.queues[method.service.name] ?? method.service.queue;
-    return new Call(this.#calls, method, checks, queue, this.#newId(), encodeBody(request), Date.now() + timeoutMs, timeoutMs, options);
+    return new Call(this.#calls, method, checks, queue, this.#newId(), encoded.body, now + timeoutMs, timeoutMs, options);
   }
 
   /**
@@ -369,7 +378,9 @@ export class RpcClient implements RpcTransport {
     if ((body.code === "invalid_request" || body.code === "invalid_response") && isIssueList(body.data)) {
       return new ValidationError(body.code, "server", body.data.issues, target);
     }
-    return new RpcError(body.code, `${describeTarget(target)}: ${body.message}`, { ...target, data: body.data });
+    // Servers send framework messages without the target; an older one may have prefixed it already.
+    const prefix = `${describeTarget(target)}: `;
+    return new RpcError(body.code, body.message.startsWith(prefix) ? body.message : prefix + body.message, { ...target, data: body.data });
   }
 
   #onReturn(msg: Returned): void {

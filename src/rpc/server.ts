@@ -8,12 +8,25 @@ import type { ChannelSource, Delivery, WireChannel } from "../amqp/channel-sourc
 import { KeptConsumer } from "../amqp/consumer.js";
 import { declareDurableQueue } from "../amqp/queues.js";
 import type { MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
-import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError } from "../core/errors.js";
+import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError, type ValidationIssue } from "../core/errors.js";
 import { checkQueueType, resolveServerOptions, type QueueType, type ResolvedServerOptions, type ServerOptions } from "../core/options.js";
-import { CONTENT_TYPE, DEADLINE_HEADER, ERROR_TYPE, RESULT_TYPE, decodeBody, encodeBody, readDeadline, serverErrorBody } from "../core/protocol.js";
+import {
+  CONTENT_TYPE,
+  DEADLINE_HEADER,
+  ERROR_TYPE,
+  RESULT_TYPE,
+  decodeBody,
+  encodeBody,
+  readDeadline,
+  replyToProblem,
+  serverErrorBody,
+  tryEncodeBody,
+} from "../core/protocol.js";
 import { handleTraced } from "../core/trace.js";
 import { checksFor, type MethodChecks } from "../core/validation.js";
+import { Context } from "./context.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
+import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "./losses.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -109,15 +122,47 @@ interface Admitted {
   readonly ctx: Context;
 }
 
+/** One delivered request, from its arrival to its ack: what the server reads of it and where its reply and ack go. */
+class Inbound {
+  readonly replyTo: string | undefined;
+  readonly correlationId: string | undefined;
+  readonly wireName: string | undefined;
+
+  constructor(
+    readonly channel: WireChannel,
+    readonly acks: AckBatcher,
+    readonly msg: Delivery,
+  ) {
+    const props = msg.properties;
+    this.replyTo = typeof props.replyTo === "string" && props.replyTo !== "" ? props.replyTo : undefined;
+    this.correlationId = typeof props.correlationId === "string" ? props.correlationId : undefined;
+    this.wireName = typeof props.type === "string" ? props.type : undefined;
+  }
+
+  /** Identifies the message across redeliveries (the broker redelivers the same properties). */
+  get key(): string {
+    return requestKey(this.correlationId, this.replyTo);
+  }
+}
+
+/** The state of one consumer channel: its ack batcher, the requests delivered on it and not yet finished, and the last ones finished. */
+interface ChannelState {
+  readonly acks: AckBatcher;
+  readonly unfinished: Map<number, Inbound>;
+  /** Acked just now, so perhaps not by the broker: a reply can close the connection before the broker reads the ack behind it. */
+  readonly recent: RecentRequests;
+}
+
 class ServiceRegistration implements Registration {
   #inFlight = 0;
   #idle: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   readonly #consumer: KeptConsumer;
-  /** One ack batcher per channel: delivery tags are per channel. */
-  readonly #acks = new WeakMap<WireChannel, AckBatcher>();
-  /** The batcher of the current channel, flushed before a graceful close. */
-  #currentAcks: AckBatcher | undefined;
+  /** Per channel: delivery tags are per channel. */
+  readonly #channels = new WeakMap<WireChannel, ChannelState>();
+  /** The state of the current channel, whose acks are flushed before a graceful close. */
+  #current: ChannelState | undefined;
+  readonly #losses = new LossLedger();
 
   constructor(
     readonly service: string,
@@ -135,8 +180,14 @@ class ServiceRegistration implements Registration {
         prepare: async (channel) => {
           await declareDurableQueue(channel, service, queue, queueType);
           await channel.prefetch(options.prefetch);
-          this.#currentAcks = new AckBatcher(channel);
-          this.#acks.set(channel, this.#currentAcks);
+          const state: ChannelState = { acks: new AckBatcher(channel), unfinished: new Map(), recent: new RecentRequests() };
+          this.#channels.set(channel, state);
+          this.#current = state;
+          // What was unfinished (or only just acked) when the channel closed comes back redelivered: count the loss against each.
+          channel.onClose(() => {
+            if (this.#closing === undefined) this.#losses.record([...state.unfinished.values(), ...state.recent.keys()]);
+            state.unfinished.clear();
+          });
           return queue;
         },
         deliver: (channel, msg) => this.#onDelivery(channel, msg),
@@ -159,7 +210,7 @@ class ServiceRegistration implements Registration {
     this.#closing ??= (async () => {
       await this.#consumer.cancel();
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
-      this.#currentAcks?.flush(); // the last replies' acks go out before the channel closes
+      this.#current?.acks.flush(); // the last replies' acks go out before the channel closes
       await this.#consumer.close();
       this.onClosed();
     })();
@@ -169,67 +220,53 @@ class ServiceRegistration implements Registration {
   /**
    * One request: checks, handler, reply, then ack. Runs synchronously to the
    * reply when the handler returns a plain value; only a promise makes it async.
+   * Nothing thrown here escapes: whatever fails, the request gets an answer or
+   * is dropped with a log line, and is acked either way.
    */
   #onDelivery(channel: WireChannel, msg: Delivery): void {
-    const acks = this.#acks.get(channel)!;
-    acks.delivered(msg.fields.deliveryTag);
-    const props = msg.properties;
-    const replyTo = typeof props.replyTo === "string" && props.replyTo !== "" ? props.replyTo : undefined;
-    const correlationId = typeof props.correlationId === "string" ? props.correlationId : undefined;
-    const wireName = typeof props.type === "string" ? props.type : undefined;
-    if (replyTo === undefined) {
-      // Nobody could receive the outcome, so running the handler would be a side effect nobody asked to observe.
-      this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: wireName })}: dropped a request without reply_to (correlation_id ${correlationId ?? "none"})`);
-      acks.done(msg.fields.deliveryTag, msg);
+    const state = this.#channels.get(channel)!;
+    state.acks.delivered(msg.fields.deliveryTag);
+    const inbound = new Inbound(channel, state.acks, msg);
+    state.unfinished.set(msg.fields.deliveryTag, inbound);
+    const drop = this.#refusal(inbound);
+    if (drop !== undefined) {
+      this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: inbound.wireName })}: dropped a request (correlation_id ${inbound.correlationId ?? "none"}): ${drop}`);
+      this.#finish(inbound);
       return;
     }
     let admitted: Admitted | Reply | undefined;
     try {
-      admitted = this.#admit(msg, wireName, correlationId);
+      admitted = this.#admit(inbound);
     } catch (err) {
-      admitted = this.#unexpected(wireName, err);
+      admitted = this.#unexpected(inbound.wireName, err);
     }
     if (admitted === undefined) {
-      acks.done(msg.fields.deliveryTag, msg); // the caller has already given up; running it would be wasted work
+      this.#finish(inbound); // the caller has already given up; running it would be wasted work
       return;
     }
     if (!("ctx" in admitted)) {
-      this.#send(channel, acks, msg, replyTo, correlationId, admitted.type, admitted.body);
+      this.#send(inbound, admitted.type, admitted.body);
       return;
     }
     const { entry, request, ctx } = admitted;
-    const method = entry.method;
     let result: unknown;
     try {
       result = handleTraced(ctx.headers, entry.handler, request, ctx);
     } catch (err) {
       ctx.dispose();
-      const reply = this.#errorReply(this.#toWireError(err, method));
-      this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body);
+      this.#replyError(inbound, entry, err);
       return;
     }
     if (!isPromiseLike(result)) {
       ctx.dispose();
-      // The common case, without a Reply object: a valid result goes out as it is.
-      if (entry.checks.response(result) === undefined) this.#send(channel, acks, msg, replyTo, correlationId, RESULT_TYPE, result);
-      else {
-        const reply = this.#resultReply(entry, result);
-        this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body);
-      }
+      this.#replyResult(inbound, entry, result);
       return;
     }
     this.#inFlight++;
     Promise.resolve(result)
       .then(
-        (value) => this.#resultReply(entry, value),
-        (err: unknown) => this.#errorReply(this.#toWireError(err, method)),
-      )
-      .then(
-        (reply) => this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body),
-        (err: unknown) => {
-          const reply = this.#unexpected(wireName, err);
-          this.#send(channel, acks, msg, replyTo, correlationId, reply.type, reply.body);
-        },
+        (value) => this.#replyResult(inbound, entry, value),
+        (err: unknown) => this.#replyError(inbound, entry, err),
       )
       .finally(() => {
         ctx.dispose();
@@ -238,49 +275,109 @@ class ServiceRegistration implements Registration {
   }
 
   /**
+   * Why a request must not run at all, or `undefined`. No usable reply_to:
+   * nobody could receive the outcome, and a reply to an address the broker did
+   * not make can close the whole connection. A redelivered request that was
+   * unfinished at {@link MAX_LOSSES} channel losses: running it again would
+   * likely cost another (a poison request; see docs/FAILURES.md).
+   */
+  #refusal(inbound: Inbound): string | undefined {
+    if (inbound.replyTo === undefined) return "it came without reply_to";
+    const problem = replyToProblem(inbound.replyTo);
+    if (problem !== undefined) return problem;
+    if (inbound.msg.fields.redelivered && this.#losses.count(inbound.key) >= MAX_LOSSES) {
+      return `it was unfinished when the channel was lost ${MAX_LOSSES} times; not running it again`;
+    }
+    return undefined;
+  }
+
+  /**
    * Everything before the handler: deadline, correlation id, method, body,
    * request validation. Returns the error reply for a bad request, `undefined`
    * for an expired one, else what the handler needs.
    */
-  #admit(msg: Delivery, wireName: string | undefined, correlationId: string | undefined): Admitted | Reply | undefined {
+  #admit(inbound: Inbound): Admitted | Reply | undefined {
+    const { msg, correlationId } = inbound;
     const deadline = readDeadline(msg.properties.headers as Record<string, unknown> | undefined);
     if (typeof deadline === "number" && deadline <= Date.now()) return undefined;
-    const target = () => ({ service: this.service, method: wireName });
-    if (correlationId === undefined || correlationId === "") {
-      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target())}: the request has no correlation_id`));
-    }
-    if (deadline === null) {
-      return this.#errorReply(new RpcError("bad_message", `${describeTarget(target())}: header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
-    }
-    const entry = wireName === undefined ? undefined : this.methods.get(wireName);
-    if (entry === undefined) {
-      return this.#errorReply(new RpcError("unknown_method", `${this.service} has no method ${JSON.stringify(wireName ?? null)}`));
-    }
+    if (correlationId === undefined || correlationId === "") return this.#errorReply(new RpcError("bad_message", "the request has no correlation_id"));
+    if (deadline === null) return this.#errorReply(new RpcError("bad_message", `header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
+    const entry = inbound.wireName === undefined ? undefined : this.methods.get(inbound.wireName);
+    if (entry === undefined) return this.#errorReply(new RpcError("unknown_method", `service ${this.service} has no method ${JSON.stringify(inbound.wireName ?? null)}`));
     const method = entry.method;
     const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.options.maxMessageBytes);
-    if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", `${describeTarget(target())}: ${decoded.reason}`));
+    if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", decoded.reason));
     const issues = entry.checks.request(decoded.value);
     if (issues !== undefined) return this.#errorReply(new ValidationError("invalid_request", "server", issues, { service: this.service, method: method.name }));
     return { entry, request: decoded.value, ctx: new Context(this.service, method, correlationId, msg, deadline) };
   }
 
-  /** Publishes the reply, then acks the request: if we die in between it is redelivered, never lost. */
-  #send(channel: WireChannel, acks: AckBatcher, msg: Delivery, replyTo: string, correlationId: string | undefined, type: string, body: unknown): void {
+  /** Replies with the handler's result once it passes the response schema (a schema check that throws is answered `internal`). */
+  #replyResult(inbound: Inbound, entry: MethodEntry, result: unknown): void {
+    let issues: ValidationIssue[] | undefined;
     try {
-      channel.publish("", replyTo, encodeBody(body), { contentType: CONTENT_TYPE, correlationId, type });
-      acks.done(msg.fields.deliveryTag, msg);
+      issues = entry.checks.response(result);
     } catch (err) {
-      const target = { service: this.service, method: msg.properties.type as string | undefined };
-      this.options.logger.error(`warren: ${describeTarget(target)}: could not reply (${(err as Error).message}); the broker will redeliver the request`);
+      const reply = this.#unexpected(inbound.wireName, err);
+      return this.#send(inbound, reply.type, reply.body);
     }
-  }
-
-  #resultReply(entry: MethodEntry, result: unknown): Reply {
-    const issues = entry.checks.response(result);
-    if (issues === undefined) return { type: RESULT_TYPE, body: result };
+    // The common case, without a Reply object: a valid result goes out as it is.
+    if (issues === undefined) return this.#send(inbound, RESULT_TYPE, result);
     const target = { service: this.service, method: entry.method.name };
     this.options.logger.error(`warren: ${describeTarget(target)}: handler returned an invalid response: ${formatIssues(issues)}`);
-    return this.#errorReply(new ValidationError("invalid_response", "server", issues, target));
+    const reply = this.#errorReply(new ValidationError("invalid_response", "server", issues, target));
+    this.#send(inbound, reply.type, reply.body);
+  }
+
+  /** Replies with what the handler threw, as the caller may see it. */
+  #replyError(inbound: Inbound, entry: MethodEntry, err: unknown): void {
+    let reply: Reply;
+    try {
+      reply = this.#errorReply(this.#toWireError(err, entry.method));
+    } catch (unexpected) {
+      reply = this.#unexpected(inbound.wireName, unexpected);
+    }
+    this.#send(inbound, reply.type, reply.body);
+  }
+
+  /**
+   * Publishes the reply, then acks the request: if we die in between it is
+   * redelivered, never lost. A body JSON cannot encode is answered with
+   * `internal` instead; a reply the channel refuses while it is still open is
+   * dropped with a log line and the request acked (it would fail the same way
+   * again). Only a closed channel leaves the request unacked, for redelivery.
+   */
+  #send(inbound: Inbound, type: string, body: unknown): void {
+    let encoded = tryEncodeBody(body);
+    if (!encoded.ok) {
+      const what = type === RESULT_TYPE ? "result" : "error reply";
+      this.options.logger.error(`warren: ${describeTarget({ service: this.service, method: inbound.wireName })}: the handler's ${what} ${encoded.reason}; answering internal`);
+      type = ERROR_TYPE;
+      encoded = { ok: true, body: encodeBody(new RpcError("internal", "internal server error").toJSON()) };
+    }
+    const { channel, correlationId } = inbound;
+    try {
+      channel.publish("", inbound.replyTo!, encoded.body, { contentType: CONTENT_TYPE, correlationId, type });
+    } catch (err) {
+      const target = describeTarget({ service: this.service, method: inbound.wireName });
+      if (channel.closed) {
+        this.options.logger.error(`warren: ${target}: could not reply (${(err as Error).message}); the broker will redeliver the request`);
+        return;
+      }
+      this.options.logger.error(`warren: ${target}: could not reply to ${JSON.stringify(inbound.replyTo)} (${(err as Error).message}); dropped`);
+    }
+    this.#finish(inbound);
+  }
+
+  /** The request is done with (replied to or dropped on purpose): ack it. */
+  #finish(inbound: Inbound): void {
+    const tag = inbound.msg.fields.deliveryTag;
+    const state = this.#channels.get(inbound.channel);
+    if (state !== undefined) {
+      state.unfinished.delete(tag);
+      state.recent.add(inbound.correlationId, inbound.replyTo);
+    }
+    inbound.acks.done(tag, inbound.msg);
   }
 
   #unexpected(wireName: string | undefined, err: unknown): Reply {
@@ -298,10 +395,10 @@ class ServiceRegistration implements Registration {
         this.options.logger.error(`warren: ${describeTarget(target)}: declared error "${err.code}" has invalid data: ${formatIssues(issues)}`);
         return new ValidationError("invalid_response", "server", issues, { ...target, what: `data of error "${err.code}"` });
       }
-      if (err.code === "unimplemented") return new RpcError("unimplemented", `${describeTarget(target)} is not implemented`);
+      if (err.code === "unimplemented") return new RpcError("unimplemented", "not implemented");
     }
     this.options.logger.error(`warren: ${describeTarget(target)}: handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    return new RpcError("internal", `${describeTarget(target)}: internal server error`, { cause: err });
+    return new RpcError("internal", "internal server error", { cause: err });
   }
 
   #errorReply(err: RpcError): Reply {
@@ -311,48 +408,4 @@ class ServiceRegistration implements Registration {
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
-}
-
-/** The {@link HandlerContext} of one request; its AbortSignal is created only if a handler reads it. */
-class Context implements HandlerContext<any> {
-  readonly method: string;
-  readonly headers: Readonly<Record<string, unknown>>;
-  readonly redelivered: boolean;
-  #controller: AbortController | undefined;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly service: string,
-    private readonly descriptor: MethodDescriptor,
-    readonly correlationId: string,
-    msg: Delivery,
-    readonly deadline: number | undefined,
-  ) {
-    this.method = descriptor.name;
-    this.headers = (msg.properties.headers as Record<string, unknown> | undefined) ?? {};
-    this.redelivered = msg.fields.redelivered;
-  }
-
-  get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      const controller = new AbortController();
-      this.#controller = controller;
-      if (this.deadline !== undefined) {
-        const abort = () => controller.abort(new RpcError("timeout", `${this.service}.${this.method}: deadline passed`));
-        const left = this.deadline - Date.now();
-        if (left <= 0) abort();
-        else this.#timer = setTimeout(abort, left);
-      }
-    }
-    return this.#controller.signal;
-  }
-
-  error(code: string, data?: unknown): RpcError<string, any> {
-    const spec = this.descriptor.errors[code];
-    return new RpcError(code, spec?.description ?? code, { service: this.service, method: this.method, data });
-  }
-
-  dispose(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-  }
 }

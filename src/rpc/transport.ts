@@ -1,4 +1,4 @@
-import type { MethodDescriptor, ErrorShape } from "../core/descriptor.js";
+import type { MethodDescriptor, ErrorShape, ServiceDescriptor } from "../core/descriptor.js";
 
 /** Per-call options; every field is optional and overrides the client's defaults for this call only. */
 export interface CallOptions {
@@ -25,6 +25,7 @@ export interface CallOptions {
  * 3. A request that fails its schema is rejected with `invalid_request` before
  *    anything is sent.
  * 4. All per-call state is released when the call settles, whatever the outcome.
+ * 5. The deadline runs from the moment `call` is invoked.
  */
 export interface RpcTransport {
   /** Performs one request/reply round trip for `method`. */
@@ -33,4 +34,10 @@ export interface RpcTransport {
     request: Req,
     options?: CallOptions,
   ): Promise<Res>;
+  /**
+   * Optional: does the per-service work of later calls now (compiling the
+   * validators), so that the first call of a method costs no more than the
+   * next. Generated clients call it when they are created.
+   */
+  prepare?(service: ServiceDescriptor): void;
 }

@@ -1,0 +1,53 @@
+/**
+ * The {@link HandlerContext} a server hands each handler: who is calling,
+ * until when, and how to raise a declared error.
+ */
+import type { Delivery } from "../amqp/channel-source.js";
+import type { MethodDescriptor } from "../core/descriptor.js";
+import { RpcError } from "../core/errors.js";
+import type { HandlerContext } from "./handler.js";
+
+/** The {@link HandlerContext} of one request; its AbortSignal is created only if a handler reads it. */
+export class Context implements HandlerContext<any> {
+  readonly method: string;
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly redelivered: boolean;
+  #controller: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly service: string,
+    private readonly descriptor: MethodDescriptor,
+    readonly correlationId: string,
+    msg: Delivery,
+    readonly deadline: number | undefined,
+  ) {
+    this.method = descriptor.name;
+    this.headers = (msg.properties.headers as Record<string, unknown> | undefined) ?? {};
+    this.redelivered = msg.fields.redelivered;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      const controller = new AbortController();
+      this.#controller = controller;
+      if (this.deadline !== undefined) {
+        const abort = () => controller.abort(new RpcError("timeout", `${this.service}.${this.method}: deadline passed`));
+        const left = this.deadline - Date.now();
+        if (left <= 0) abort();
+        else this.#timer = setTimeout(abort, left);
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  error(code: string, data?: unknown): RpcError<string, any> {
+    const spec = this.descriptor.errors[code];
+    return new RpcError(code, spec?.description ?? code, { service: this.service, method: this.method, data });
+  }
+
+  /** Stops the deadline timer; called once the request is finished. */
+  dispose(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
+}
