@@ -1,0 +1,55 @@
+/**
+ * The shapes of amqplib's private internals that src/amqp/internals.ts relies
+ * on, checked on a real connection. warren falls back to amqplib's own path at
+ * run time when a shape is missing, so without this test an amqplib upgrade
+ * could silently cost the write path its speed or the channels their
+ * early-close detection. If it fails after an upgrade: re-check every patch in
+ * internals.ts against the new amqplib before changing the pinned version.
+ */
+import { describe, expect, it } from "vitest";
+import type { Channel, ChannelModel } from "amqplib";
+import { AmqpChannel } from "../../src/amqp/channel.js";
+import { closedAlready, inspectInternals } from "../../src/amqp/internals.js";
+import { openConnection } from "../helpers/broker.js";
+
+/** amqplib's ChannelModel behind a warren connection's raw channel. */
+function modelOf(channel: Channel): ChannelModel {
+  return { connection: (channel as unknown as { connection: unknown }).connection } as unknown as ChannelModel;
+}
+
+describe("amqplib internals (pinned version)", () => {
+  it("a plain and a confirm channel have every shape warren's patches use", async () => {
+    const conn = await openConnection();
+    for (const raw of [await conn.channel(), await conn.confirmChannel()]) {
+      expect(inspectInternals(modelOf(raw), raw)).toEqual({ connection: true, channelBuffer: true, sendMessage: true, channelTable: true });
+      await raw.close();
+    }
+  });
+
+  it("a closed channel is no longer in its connection's channel table, so closedAlready sees it", async () => {
+    const conn = await openConnection();
+    const raw = await conn.channel();
+    expect(closedAlready(raw)).toBe(false);
+    await raw.close();
+    expect(closedAlready(raw)).toBe(true);
+  });
+
+  it("a channel wrapped after amqplib closed it is closed, and a late onClose listener still runs once", async () => {
+    const conn = await openConnection();
+    const raw = await conn.channel();
+    await raw.close();
+    const channel = new AmqpChannel(raw);
+    expect(channel.closed).toBe(true);
+    const calls: unknown[] = [];
+    channel.onClose((reason) => calls.push(reason));
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual([undefined]);
+  });
+
+  it("acks on a channel the broker closed are ignored, not thrown (the broker requeues the delivery)", async () => {
+    const conn = await openConnection();
+    const channel = await conn.open();
+    await channel.close();
+    expect(() => channel.ack({ fields: { deliveryTag: 1 } })).not.toThrow();
+  });
+});
