@@ -4,8 +4,8 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
-import addFormatsModule from "ajv-formats";
+import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
+import { createAjv } from "../src/core/validation.js";
 import metaSchema from "./service.schema.json" with { type: "json" };
 import { CodegenError, ErrorSink, pointerJoin } from "./errors.js";
 import { parseJson } from "./json.js";
@@ -90,8 +90,7 @@ let validators: { service: ValidateFunction; shared: ValidateFunction } | undefi
 
 function getValidators(): { service: ValidateFunction; shared: ValidateFunction } {
   if (validators) return validators;
-  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: false });
-  (addFormatsModule as unknown as (a: Ajv2020) => void)(ajv);
+  const ajv = createAjv({ verbose: true });
   const service = ajv.compile(metaSchema);
   const shared = ajv.compile({ $ref: `${metaSchema.$id}#/$defs/sharedFile` });
   validators = { service, shared };

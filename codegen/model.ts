@@ -5,6 +5,8 @@
  * queues, unresolved `$ref`s (through the bundler).
  */
 import { Code } from "../src/core/codes.js";
+import { defaultExchange, defaultQueue } from "../src/core/descriptor.js";
+import { placeholders } from "../src/core/routing.js";
 import { Bundler, defsOf, pureRefName, type NamedSchema, type Schema } from "./bundle.js";
 import { ErrorSink, pointerJoin } from "./errors.js";
 import type { Loaded, LoadedFile } from "./load.js";
@@ -12,8 +14,6 @@ import {
   RESERVED_METHOD_NAMES,
   RUNTIME_IMPORTS,
   camelCase,
-  defaultExchangeName,
-  defaultQueue,
   errorDataTypeName,
   eventTypeName,
   methodTypeNames,
@@ -209,7 +209,7 @@ function buildService(file: LoadedFile, bundler: Bundler, sink: ErrorSink): Serv
     names.claim(service.subscriber, "/service", "the subscriber class");
   }
   const exchange: ExchangeModel = {
-    name: doc.exchange?.name ?? defaultExchangeName(doc.service),
+    name: doc.exchange?.name ?? defaultExchange(doc.service).name,
     type: doc.exchange?.type ?? "topic",
     explicit: doc.exchange !== undefined,
   };
@@ -238,7 +238,7 @@ function buildService(file: LoadedFile, bundler: Bundler, sink: ErrorSink): Serv
  * this file's `$defs` (other payloads are checked at publish time).
  */
 function checkPlaceholders(routingKey: string, payload: Schema, file: LoadedFile, pointer: string, sink: ErrorSink): void {
-  const fields = [...routingKey.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]!);
+  const fields = placeholders(routingKey);
   if (fields.length === 0) return;
   let schema: Schema | undefined = payload;
   const ref = typeof payload === "object" ? payload.$ref : undefined;

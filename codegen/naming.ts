@@ -91,16 +91,6 @@ export function serviceNames(service: string): {
   };
 }
 
-/** The default event exchange of a service (a topic exchange). */
-export function defaultExchangeName(service: string): string {
-  return `events.${service}`;
-}
-
-/** The default request queue of a service. */
-export function defaultQueue(service: string): string {
-  return `rpc.${service}`;
-}
-
 /** Name of the exported handlers object in a scaffold: `Calculator` -> `calculatorHandlers`. */
 export function scaffoldHandlersName(service: string): string {
   return `${service.charAt(0).toLowerCase()}${service.slice(1)}Handlers`;

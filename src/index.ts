@@ -5,7 +5,7 @@
 export { Code, SERVER_CODES, RETRYABLE_CODES, isFrameworkCode } from "./core/codes.js";
 export { RpcError, ValidationError, isRpcError } from "./core/errors.js";
 export type { RpcErrorOptions, ValidationIssue, ValidationSide } from "./core/errors.js";
-export { defineService, method, event, defaultExchange } from "./core/descriptor.js";
+export { defineService, method, event, defaultExchange, defaultQueue } from "./core/descriptor.js";
 export type {
   JsonSchema,
   ErrorShape,

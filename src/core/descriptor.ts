@@ -159,9 +159,14 @@ type BoundEvents<E extends Record<string, EventSpec<any>>> = {
   readonly [K in keyof E]: E[K] extends EventSpec<infer P> ? EventDescriptor<P> : never;
 };
 
-/** The default exchange of a service's events: `events.<Service>`. */
+/** The default exchange of a service's events: `events.<Service>`, topic. Codegen and runtime both use it. */
 export function defaultExchange(service: string): ExchangeSpec {
   return { name: `events.${service}`, type: "topic" };
+}
+
+/** The default request queue of a service: `rpc.<Service>`. Codegen and runtime both use it. */
+export function defaultQueue(service: string): string {
+  return `rpc.${service}`;
 }
 
 /** Declares one event with its payload type. Identity at run time, like {@link method}. */

@@ -22,9 +22,20 @@ export interface MethodChecks {
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv2020) => void;
 
-// strict: false — contracts may carry annotation keywords (e.g. `tsType`) Ajv does not know.
-const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true });
-addFormats(ajv);
+/**
+ * The one Ajv set-up of warren (draft 2020-12, every error, formats checked),
+ * shared by the runtime's validators and the generator's contract checks so
+ * that a schema means the same to both. `options` adds to it (the generator
+ * asks for `verbose`).
+ */
+export function createAjv(options: { verbose?: boolean } = {}): Ajv2020 {
+  // strict: false — contracts may carry annotation keywords (e.g. `tsType`) Ajv does not know.
+  const instance = new Ajv2020({ allErrors: true, strict: false, validateFormats: true, ...options });
+  addFormats(instance);
+  return instance;
+}
+
+const ajv = createAjv();
 
 const cache = new WeakMap<MethodDescriptor<any, any, any>, MethodChecks>();
 
