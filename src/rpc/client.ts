@@ -22,114 +22,23 @@ import {
   tryEncodeBody,
 } from "../core/protocol.js";
 import { inheritedTrace } from "../core/trace.js";
-import { checksFor, type MethodChecks } from "../core/validation.js";
-import { Deadlines, type Expiring } from "./deadlines.js";
+import { checksFor } from "../core/validation.js";
+import { Call, CallTable, canceled, targetOf } from "./call-table.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
+
+/** The client's reply channel while it is being opened (`opening`) and once open (`open` too, for the synchronous fast path). */
+interface ReplySlot {
+  opening: Promise<ReplyChannel>;
+  open: ReplyChannel | undefined;
+}
 
 interface ReplyChannel {
   readonly channel: WireChannel;
   readonly replyTo: string;
 }
 
-type Target = { service: string; method: string };
-
-/** Service and method names for error messages and `RpcError` fields. */
-function targetOf(method: MethodDescriptor<any, any, any>): Target {
-  return { service: method.service.name, method: method.name };
-}
-
 /** The options of a call made without any: shared, never written. */
 const NO_OPTIONS: CallOptions = Object.freeze({});
-
-/**
- * One call, from publish to its outcome, across retries (each attempt with a
- * new correlation id, resolving the same promise). A plain object with methods
- * rather than closures: it is the AbortSignal listener (`handleEvent`) and the
- * deadline entry (`expire`) itself.
- */
-class Call implements Expiring {
-  resolve!: (value: unknown) => void;
-  reject!: (err: RpcError) => void;
-  /** Not pending: settled, or waiting to be tried again. */
-  settled = false;
-  attempt = 1;
-  deadlinePrev: Expiring | undefined = undefined;
-  deadlineNext: Expiring | undefined = undefined;
-  deadlineList: Expiring["deadlineList"] = undefined;
-
-  constructor(
-    readonly table: CallTable,
-    readonly method: MethodDescriptor<any, any, any>,
-    /** The method's compiled checks (looked up once per call). */
-    readonly checks: MethodChecks,
-    readonly queue: string,
-    /** Of the current attempt. */
-    public correlationId: string,
-    /** The encoded request; dropped once published unless the method is idempotent (a retry sends it again). */
-    public body: Buffer | undefined,
-    readonly deadline: number,
-    readonly timeoutMs: number,
-    readonly options: CallOptions,
-  ) {}
-
-  get target(): Target {
-    return targetOf(this.method);
-  }
-
-  succeed(value: unknown): void {
-    if (this.#settle()) this.resolve(value);
-  }
-
-  fail(err: RpcError): void {
-    if (this.#settle() && !this.table.retry(this, err)) this.reject(err);
-  }
-
-  /** Deadline passed. */
-  expire(): void {
-    this.fail(new RpcError("timeout", `${describeTarget(this.target)}: no reply within ${this.timeoutMs} ms (queue "${this.queue}")`, this.target));
-  }
-
-  /** The caller's AbortSignal fired. */
-  handleEvent(): void {
-    this.fail(canceled(this.target, this.options.signal!));
-  }
-
-  #settle(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    this.table.forget(this);
-    return true;
-  }
-}
-
-/** The pending calls of one client, by correlation id and by deadline. */
-class CallTable {
-  readonly byId = new Map<string, Call>();
-  readonly #deadlines = new Deadlines<Call>();
-
-  /** `retry(call, err)` decides whether a failed call is tried again (true: it will be, so it stays unsettled for its caller). */
-  constructor(readonly retry: (call: Call, err: RpcError) => boolean) {}
-
-  /** Registers `call`, due `dueInMs` from now (its deadline). */
-  add(call: Call, dueInMs: number): void {
-    this.byId.set(call.correlationId, call);
-    this.#deadlines.add(call, dueInMs);
-    call.options.signal?.addEventListener("abort", call, { once: true });
-  }
-
-  /** A settled call leaves the table. */
-  forget(call: Call): void {
-    this.byId.delete(call.correlationId);
-    this.#deadlines.delete(call);
-    call.options.signal?.removeEventListener("abort", call);
-  }
-
-  /** Fails every call with `make(call)`. */
-  failAll(make: (call: Call) => RpcError): void {
-    for (const call of [...this.byId.values()]) call.fail(make(call));
-    this.#deadlines.clear();
-  }
-}
 
 /**
  * Calls services on one connection. Pass it to generated client stubs:
@@ -143,9 +52,8 @@ export class RpcClient implements RpcTransport {
   /** Correlation ids are `<prefix>.<counter>`: the prefix is a UUID v4 per client, so ids are unique across clients. */
   readonly #idPrefix = `${uuidv4()}.`;
   #nextId = 0;
-  #reply: Promise<ReplyChannel> | undefined;
-  /** The open reply channel, for the synchronous fast path; undefined while (re)opening. */
-  #open: ReplyChannel | undefined;
+  /** The reply channel, held once: being opened, or open. */
+  #reply: ReplySlot | undefined;
   readonly #flow: FlowControl;
   #closed = false;
 
@@ -225,11 +133,12 @@ export class RpcClient implements RpcTransport {
     call.attempt++;
     setTimeout(() => {
       const signal = call.options.signal;
-      if (this.#closed) call.reject(new RpcError("canceled", `${describeTarget(call.target)}: the client was closed`, call.target));
-      else if (signal?.aborted) call.reject(canceled(call.target, signal));
-      else {
+      if (this.#closed) {
+        if (this.#calls.abandon(call)) call.reject(new RpcError("canceled", `${describeTarget(call.target)}: the client was closed`, call.target));
+      } else if (signal?.aborted) {
+        if (this.#calls.abandon(call)) call.reject(canceled(call.target, signal));
+      } else {
         call.correlationId = this.#newId();
-        call.settled = false;
         // The retry keeps the first attempt's deadline: it is due in what remains of the budget.
         this.#start(call, Math.max(0, call.deadline - Date.now()));
       }
@@ -245,11 +154,11 @@ export class RpcClient implements RpcTransport {
   #start(call: Call, dueInMs: number): void {
     this.#calls.add(call, dueInMs);
     // Fast path: publish now when the channel is open and nothing asks us to wait.
-    const open = this.#open;
+    const open = this.#reply?.open;
     if (open !== undefined && this.#flow.open) this.#publish(call, open);
     else {
       const attempt = call.attempt;
-      const current = () => !call.settled && call.attempt === attempt; // not settled or retried meanwhile
+      const current = () => call.state === "pending" && call.attempt === attempt; // not settled or retried meanwhile
       this.#writable().then(
         (reply) => current() && this.#publish(call, reply),
         (err: unknown) => current() && call.fail(asConnectionLost(err, call.target)),
@@ -294,31 +203,30 @@ export class RpcClient implements RpcTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#calls.failAll((p) => new RpcError("canceled", `${describeTarget(p.target)}: the client was closed`));
-    const reply = this.#reply;
+    const slot = this.#reply;
     this.#reply = undefined;
-    this.#open = undefined;
-    if (reply) await reply.then(({ channel }) => channel.close()).catch(() => {});
+    if (slot) await slot.opening.then(({ channel }) => channel.close()).catch(() => {});
   }
 
   /** The channel replies arrive on, opened on first use and again after it closes. */
   #replyChannel(): Promise<ReplyChannel> {
     if (this.#reply === undefined) {
-      const opening = this.#openReplyChannel();
-      this.#reply = opening;
-      opening.catch(() => {
-        if (this.#reply === opening) this.#reply = undefined;
+      const slot: ReplySlot = { opening: undefined!, open: undefined };
+      slot.opening = this.#openReplyChannel(slot);
+      this.#reply = slot;
+      slot.opening.catch(() => {
+        if (this.#reply === slot) this.#reply = undefined;
       });
     }
-    return this.#reply;
+    return this.#reply.opening;
   }
 
-  async #openReplyChannel(): Promise<ReplyChannel> {
+  async #openReplyChannel(slot: ReplySlot): Promise<ReplyChannel> {
     const channel = await this.#source.open();
     // Before anything else: a close during the setup below (even one read together with consume-ok) fails the pending calls and lets the next call reopen.
     channel.onClose(() => {
-      if (this.#open !== undefined && this.#open.channel !== channel) return;
+      if (this.#reply !== slot) return; // closed by close(), or a newer reply channel serves the pending calls
       this.#reply = undefined;
-      this.#open = undefined;
       this.#calls.failAll((p) =>
         new RpcError("connection_lost", `${describeTarget(p.target)}: the connection to RabbitMQ was lost while waiting for a reply`),
       );
@@ -332,9 +240,8 @@ export class RpcClient implements RpcTransport {
       await channel.consume(replyTo, (msg) => this.#onReply(msg), { noAck: true });
       channel.onReturn((msg) => this.#onReturn(msg));
       if (channel.closed) throw new Error("the channel closed while it was being set up");
-      const open = { channel, replyTo };
-      this.#open = open;
-      return open;
+      slot.open = { channel, replyTo };
+      return slot.open;
     } catch (err) {
       await channel.close();
       throw err;
@@ -391,11 +298,6 @@ export class RpcClient implements RpcTransport {
     pending.fail(new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target));
   }
 
-}
-
-function canceled(target: { service: string; method: string }, signal: AbortSignal): RpcError {
-  const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : "";
-  return new RpcError("canceled", `${describeTarget(target)}: canceled by the caller${reason}`, { ...target, cause: signal.reason });
 }
 
 function asConnectionLost(err: unknown, target: { service: string; method: string }): RpcError {
