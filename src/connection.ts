@@ -49,8 +49,8 @@ export class Connection extends AmqpConnection {
  * it was connected to, so a node that went down is tried last.
  *
  * @param url `amqp://` or `amqps://` URL, or a list of them. @default process.env.AMQP_URL, else `amqp://guest:guest@127.0.0.1:5672`
- * @throws RpcError `connection_lost` naming each redacted address with its failure, and how to start a broker, when none accepts.
- * @throws TypeError when the list is empty.
+ * @throws RpcError when no address accepts, naming each redacted address with its failure and what to do: `access_refused` when one refused the user (password, virtual host), else `connection_lost` (how to start a broker when nothing listens; what to fix for TLS).
+ * @throws TypeError when the list is empty or an address is not an `amqp://` or `amqps://` URL (before anything is dialed).
  */
 export async function connect(url?: string | readonly string[], options: ConnectionOptions = {}): Promise<Connection> {
   const { first, dial } = await dialAmqp(url, options);

@@ -9,10 +9,8 @@ import { RpcError } from "../core/errors.js";
 import { DEFAULT_URL, redactUrl, resolveReconnect, type ConnectionOptions, type Logger, type ResolvedReconnect } from "../core/options.js";
 import { AmqpChannel } from "./channel.js";
 import type { ChannelSource } from "./channel-source.js";
-import { coalesceWrites, writeThrough } from "./internals.js";
-
-/** How to start a broker, appended to "cannot reach" errors. */
-const START_HINT = "start one with `rabbitmq-server -detached` (or set AMQP_URL)";
+import { dialFailureMessage, explainDialFailure, type DialAttempt, type DialFailure } from "./dial-errors.js";
+import { coalesceWrites, recordingHandshake, writeThrough } from "./internals.js";
 
 /** An open AMQP connection and the (redacted) address it went to. */
 export interface Dialed {
@@ -20,7 +18,7 @@ export interface Dialed {
   url: string;
 }
 
-/** Opens a connection to one of the broker addresses; rejects with each address's failure. */
+/** Opens a connection to one of the broker addresses; rejects with an RpcError naming each address's failure (see `dialAmqp`). */
 export interface Dial {
   (): Promise<Dialed>;
 }
@@ -188,56 +186,127 @@ export class AmqpConnection extends EventEmitter implements ChannelSource {
   }
 }
 
+/** One broker address, checked and parsed before anything is dialed. */
+interface BrokerTarget extends DialAttempt {
+  /** What amqplib is given: the URL, with `heartbeat` added. */
+  readonly url: string;
+  /** The URL with its password replaced by `***`. */
+  readonly redacted: string;
+  /** The user name and password, percent-decoded, for amqplib (which would decode them with `unescape`, as Latin-1). */
+  readonly credentials: ReturnType<typeof amqp.credentials.plain>;
+}
+
 /**
  * Dials the first broker address that accepts, with TCP_NODELAY on (without
  * it Nagle plus delayed ACK caps a sequential caller near 45 calls/s), and
  * returns that connection with the dialer reconnections use. See `connect()`.
- * @throws RpcError `connection_lost` naming each redacted address with its failure, and how to start a broker, when none accepts.
- * @throws TypeError when the list is empty.
+ * @throws RpcError `access_refused` when an address refused the user or the virtual host, else `connection_lost`; either names each redacted address with its failure and says what to do (see `dial-errors.ts`).
+ * @throws TypeError when the list is empty, or an address is not an `amqp://` or `amqps://` URL (before anything is dialed).
  */
 export async function dialAmqp(url: string | readonly string[] | undefined, options: ConnectionOptions): Promise<{ first: Dialed; dial: Dial }> {
-  const targets = typeof url === "string" ? [url] : url === undefined ? [process.env.AMQP_URL ?? DEFAULT_URL] : [...url];
-  if (targets.length === 0) throw new TypeError("warren: connect() was given an empty list of broker addresses");
+  const urls = typeof url === "string" ? [url] : url === undefined ? [process.env.AMQP_URL ?? DEFAULT_URL] : [...url];
+  if (urls.length === 0) throw new TypeError("warren: connect() was given an empty list of broker addresses");
+  const timeoutMs = options.connectTimeoutMs ?? 5000;
+  const heartbeat = options.heartbeatSeconds ?? 10;
+  const targets = urls.map((u): BrokerTarget => {
+    const { tls: secure, host, user, password, vhost } = parseBrokerUrl(u);
+    const credentials = amqp.credentials.plain(user, password);
+    return { url: withHeartbeat(u, heartbeat), redacted: redactUrl(u), tls: secure, host, user, vhost, timeoutMs, credentials };
+  });
   const socketOptions = {
     noDelay: true,
-    timeout: options.connectTimeoutMs ?? 5000,
+    timeout: timeoutMs,
     clientProperties: { connection_name: options.name ?? "warren" },
     ...(options.tls ?? {}),
   };
-  const heartbeat = options.heartbeatSeconds ?? 10;
-  const dial = dialer(targets, (target) => amqp.connect(withHeartbeat(target, heartbeat), socketOptions));
-  try {
-    return { first: await dial(), dial };
-  } catch (err) {
-    throw new RpcError("connection_lost", `cannot reach RabbitMQ at ${(err as Error).message}: ${START_HINT}`, { cause: (err as Error).cause ?? err });
-  }
+  const dial = dialer(targets, async (target) => {
+    const { opened, received } = recordingHandshake(() => amqp.connect(target.url, { ...socketOptions, credentials: target.credentials }));
+    try {
+      return { model: await opened };
+    } catch (error) {
+      return { error, failure: explainDialFailure(target, error, received()) };
+    }
+  });
+  return { first: await dial(), dial };
 }
+
+/** One attempt's outcome. */
+type Attempt = { model: ChannelModel } | { error: unknown; failure: DialFailure };
 
 /**
  * Tries `targets` in turn, starting after the address of the last success.
- * Rejects with an Error whose message lists each redacted address with its
- * failure (`amqp://…:1 (ECONNREFUSED)`); its `cause` is the last failure.
+ * Rejects with the RpcError of {@link dialFailureMessage}: each redacted
+ * address with its failure (`amqp://…:1 (ECONNREFUSED)`), then what to do;
+ * its `cause` is the last failure.
  */
-function dialer(targets: readonly string[], open: (target: string) => Promise<ChannelModel>): Dial {
+function dialer(targets: readonly BrokerTarget[], open: (target: BrokerTarget) => Promise<Attempt>): Dial {
   let start = 0;
   return async () => {
-    const failures: string[] = [];
+    const failures: { url: string; failure: DialFailure }[] = [];
     let last: unknown;
     for (let i = 0; i < targets.length; i++) {
       const index = (start + i) % targets.length;
       const target = targets[index]!;
-      try {
-        const model = await open(target);
+      const attempt = await open(target);
+      if ("model" in attempt) {
         start = (index + 1) % targets.length;
-        return { model, url: redactUrl(target) };
-      } catch (err) {
-        last = err;
-        const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        failures.push(`${redactUrl(target)} (${redactUrl(String(reason))})`);
+        return { model: attempt.model, url: target.redacted };
       }
+      last = attempt.error;
+      failures.push({ url: target.redacted, failure: attempt.failure });
     }
-    throw new Error(failures.join(", "), { cause: last });
+    const { code, message } = dialFailureMessage(failures);
+    throw new RpcError(code, message, { cause: last });
   };
+}
+
+/**
+ * The parts of a broker URL warren needs, percent-decoded as UTF-8: what the
+ * broker is sent as user name and password (`guest`/`guest` when the URL has
+ * neither, as amqplib does), and the virtual host (`/` when the path is empty).
+ * @throws TypeError when `url` is not a URL, or its scheme is not `amqp:` or `amqps:`.
+ * @internal exported for the unit tests.
+ */
+export function parseBrokerUrl(url: string): { tls: boolean; host: string; user: string; password: string; vhost: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`warren: ${redactLoosely(String(url))} is not a broker URL; write amqp://user:password@host:5672/vhost (or amqps://)`);
+  }
+  if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
+    throw new TypeError(`warren: broker URL ${redactLoosely(url)} must start with amqp:// or amqps://, not ${u.protocol}//`);
+  }
+  const anonymous = u.username === "" && u.password === "";
+  return {
+    tls: u.protocol === "amqps:",
+    host: u.hostname.replace(/^\[|\]$/g, ""),
+    user: anonymous ? "guest" : decodeComponent(u.username),
+    password: anonymous ? "guest" : decodeComponent(u.password),
+    vhost: decodeComponent(u.pathname.slice(1)) || "/",
+  };
+}
+
+/**
+ * A malformed broker URL with everything from the colon after the user name
+ * to the last `@` replaced by `***`. `redactUrl` would miss the password of
+ * `guest:s3cret@host` (a URL of scheme `guest:`) or `amqp://u:pa/ss@host`.
+ */
+function redactLoosely(url: string): string {
+  return url.replace(/^([a-z][\w+.-]*:\/\/)?([^:@/]*):.*@/is, "$1$2:***@");
+}
+
+/**
+ * Percent-decodes a URL component as UTF-8. One that is not valid UTF-8
+ * percent-encoding (`%E4` for `ä`, or a bare `%`) is decoded byte by byte as
+ * Latin-1, as amqplib's `unescape` did, so such URLs log in as before.
+ */
+function decodeComponent(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  }
 }
 
 function withHeartbeat(url: string, seconds: number): string {

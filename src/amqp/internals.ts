@@ -13,8 +13,11 @@
  *    `sendMessage` with plain headers, skipping `Args.publish`.
  * 4. {@link closedAlready}: whether a channel closed before its creator could
  *    attach a listener (amqplib emits `close` synchronously while it reads).
+ * 5. {@link recordingHandshake}: the first bytes of a connection's socket,
+ *    which hold the broker's reason for refusing it (amqplib drops it).
  */
-import type { Socket } from "node:net";
+import net, { type Socket } from "node:net";
+import tls from "node:tls";
 import type { Readable, Writable } from "node:stream";
 import type { Channel, ChannelModel, Options } from "amqplib";
 import type { MessageProperties } from "./channel-source.js";
@@ -174,4 +177,60 @@ export function publishMessage(channel: Channel, exchange: string, routingKey: s
     clusterId: undefined,
   };
   return send.call(channel, fields, fields, content);
+}
+
+/** Bytes of a handshake worth keeping: the broker's start, tune and close frames take a few hundred. */
+const RECORDED_BYTES = 4096;
+
+type SocketFactory = (...args: unknown[]) => net.Socket;
+
+/**
+ * Calls `open` (amqplib's connect, which creates its socket at once, with
+ * `net.connect` or `tls.connect`) and records the first bytes that socket
+ * receives until `open` settles. amqplib drops the broker's reason when the
+ * broker refuses to open the virtual host; those bytes hold it (see
+ * `brokerClose`). The two module functions are wrapped only for the
+ * synchronous call, so no other code sees them, and the socket's `push` only
+ * until the handshake ends. Should amqplib make its socket some other way,
+ * nothing is recorded and the failure is explained from amqplib's error alone.
+ */
+export function recordingHandshake(open: () => Promise<ChannelModel>): { opened: Promise<ChannelModel>; received(): Buffer | undefined } {
+  const modules = [net, tls] as unknown as { connect: SocketFactory }[];
+  const factories = modules.map((m) => m.connect);
+  let socket: net.Socket | undefined;
+  modules.forEach((m, i) => {
+    m.connect = function (this: unknown, ...args: unknown[]) {
+      const created = factories[i]!.apply(this, args);
+      socket ??= created;
+      return created;
+    };
+  });
+  let opened: Promise<ChannelModel>;
+  try {
+    opened = open();
+  } catch (err) {
+    opened = Promise.reject(err);
+  } finally {
+    modules.forEach((m, i) => (m.connect = factories[i]!));
+  }
+  const tapped = socket as net.Socket | undefined;
+  if (tapped === undefined || typeof tapped.push !== "function") return { opened, received: () => undefined };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const push = tapped.push;
+  const own = Object.hasOwn(tapped, "push");
+  tapped.push = function (chunk: unknown, encoding?: BufferEncoding) {
+    if (Buffer.isBuffer(chunk) && size < RECORDED_BYTES) {
+      const kept = Buffer.from(chunk.subarray(0, RECORDED_BYTES - size));
+      chunks.push(kept);
+      size += kept.length;
+    }
+    return push.call(this, chunk, encoding);
+  };
+  const untap = () => {
+    if (own) tapped.push = push;
+    else delete (tapped as { push?: unknown }).push;
+  };
+  void opened.then(untap, untap);
+  return { opened, received: () => Buffer.concat(chunks) };
 }
