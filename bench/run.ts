@@ -156,6 +156,33 @@ type Measured = CellResult & { cpuPerCall: Cpu };
 type Raw = Record<string, Record<string, Measured[]>>; // cell id -> impl -> per repetition
 const raw: Raw = Object.fromEntries(cells.map((c) => [c.id, Object.fromEntries(impls.map((i) => [i, [] as Measured[]]))]));
 
+/** First call of a fresh process vs its warm calls, one process per run: see lib/first-call-child.ts. */
+interface FirstCall {
+  ctorMs: number;
+  firstMs: number;
+  warmMs: number;
+}
+let firstCalls: FirstCall[] = [];
+const FIRST_CALL_RUNS = 5;
+
+async function measureFirstCalls(): Promise<FirstCall[]> {
+  const runs: FirstCall[] = [];
+  for (let i = 0; i < FIRST_CALL_RUNS; i++) {
+    const child = fork(path.join(here, `lib/first-call-child.${compiled ? "js" : "ts"}`), [url, queues.warren.add], {
+      execArgv: compiled ? [] : ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    runs.push(
+      await new Promise<FirstCall>((resolve, reject) => {
+        child.once("message", (m: FirstCall) => resolve(m));
+        child.once("exit", (code) => reject(new Error(`first-call child exited with code ${code}`)));
+      }),
+    );
+    console.log(`first call ${i + 1}: client created in ${runs.at(-1)!.ctorMs.toFixed(1)} ms, first call ${runs.at(-1)!.firstMs.toFixed(2)} ms, warm p50 ${runs.at(-1)!.warmMs.toFixed(3)} ms`);
+  }
+  return runs;
+}
+
 const started = Date.now();
 const broker = await brokerVersion();
 let failed = false;
@@ -225,6 +252,7 @@ try {
       }
     }
   }
+  if (impls.includes("warren")) firstCalls = await measureFirstCalls();
 } catch (err) {
   failed = true;
   console.error(`benchmark aborted: ${(err as Error).stack ?? err}`);
@@ -272,6 +300,7 @@ const env = {
   prefetch: PREFETCH,
   echoBytes: ECHO_BYTES,
   wallSeconds: Math.round((Date.now() - started) / 1000),
+  firstCalls,
 };
 
 const f0 = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(0));
@@ -311,6 +340,17 @@ const cpuHead = ["cell", ...impls.flatMap((i) => [`${IMPL_LABEL[i]} client`, "se
 lines.push(`| ${cpuHead.join(" | ")} |`, `|${cpuHead.map(() => " --- ").join("|")}|`);
 for (const s of summary) {
   lines.push(`| ${[s.cell.label, ...impls.flatMap((i) => [f0(s.byImpl[i].cpuPerCall.client), f0(s.byImpl[i].cpuPerCall.server), f0(s.byImpl[i].cpuPerCall.broker)])].join(" | ")} |`);
+}
+if (firstCalls.length > 0) {
+  const ctor = median(firstCalls.map((r) => r.ctorMs));
+  const first = median(firstCalls.map((r) => r.firstMs));
+  const warm = median(firstCalls.map((r) => r.warmMs));
+  lines.push(
+    "",
+    `First call of a fresh process (warren, \`Calculator.add\`, ${firstCalls.length} processes, medians): creating the generated client (validators compiled) ${f2(ctor)} ms; ` +
+      `first call ${f3(first)} ms; warm call p50 ${f3(warm)} ms; first ÷ warm **${f2(first / warm)}x** ` +
+      `(per process: ${firstCalls.map((r) => `${f2(r.firstMs)}/${f3(r.warmMs)}`).join(", ")} ms).`,
+  );
 }
 lines.push("", "Per repetition (calls/s):", "");
 for (const cell of cells) {
