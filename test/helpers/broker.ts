@@ -7,6 +7,43 @@ import { afterEach } from "vitest";
 import { connect, type Connection, type Logger } from "../../src/index.js";
 
 const exec = promisify(execFile);
+
+/**
+ * The broker the tests use: `AMQP_URL`, else RabbitMQ on this machine — the
+ * same default as `connect()`. Tests that need a URL write this one, never a
+ * host of their own.
+ */
+export const AMQP_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+
+/** The user-info part (`user`, `password`, as written in the URL) of an `amqp(s)://` URL; empty strings when absent. */
+export function credentialsOf(url: string): { user: string; password: string } {
+  const m = /^amqps?:\/\/([^:@/]*)(?::([^@/]*))?@/.exec(url);
+  return { user: m?.[1] ?? "", password: m?.[2] ?? "" };
+}
+
+/**
+ * `url` as warren must print it: the password replaced by `***`. Written here
+ * on its own (not with the runtime's `redactUrl`), so a test comparing against
+ * it checks the redaction instead of repeating it.
+ */
+export function redacted(url: string): string {
+  return url.replace(/^(amqps?:\/\/[^:@/]*):[^@/]*@/, "$1:***@");
+}
+
+/**
+ * An address on the broker's host where nothing listens (`port` 1, 2, …), with
+ * `password`: for tests that must fail to connect. The broker's scheme, user and
+ * host come from {@link AMQP_URL}; only port and password differ.
+ */
+export function unreachableUrl(port: number, password: string): string {
+  const url = new URL(AMQP_URL);
+  url.port = String(port);
+  url.password = password;
+  url.pathname = "";
+  url.search = "";
+  return url.toString();
+}
+
 const cleanups: (() => Promise<unknown>)[] = [];
 /** Queue and exchange deletions: run after every other teardown, so no consumer still running re-declares what was deleted. */
 const deletions: (() => Promise<unknown>)[] = [];
@@ -78,3 +115,16 @@ export async function killConnection(name: string): Promise<number> {
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Resolves once `check` holds (polled every 10 ms), failing with "timed out
+ * waiting for `what`" after `ms`: a test waits on the condition it needs, not a
+ * guessed delay.
+ */
+export async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}

@@ -6,6 +6,7 @@ import { Calculator, CalculatorClient, serveCalculator, type CalculatorHandlers 
 import { FibonacciClient, serveFibonacci } from "../../generated/fibonacci/index.js";
 import {
   DIRECT_REPLY_TO,
+  RESULT_TYPE,
   ValidationError,
   defineService,
   isDeclaredError,
@@ -16,7 +17,7 @@ import {
   type ServerOptions,
 } from "../../src/index.js";
 import { rejection } from "../helpers/outcome.js";
-import { deleteAfter, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
+import { deleteAfter, onTeardown, openConnection, recordingLogger, sleep, uniqueName, until } from "../helpers/broker.js";
 
 const handlers: CalculatorHandlers = {
   add: ({ a, b }, ctx) => {
@@ -68,12 +69,16 @@ async function rawCall(
 ): Promise<{ type: string | undefined; body: any; correlationId: string | undefined }> {
   const ch = await conn.channel();
   onTeardown(() => ch.close());
-  const reply = new Promise<ConsumeMessage>((resolve) => {
-    void ch.consume(DIRECT_REPLY_TO, (msg) => msg && resolve(msg), { noAck: true });
-  });
-  await sleep(20);
+  let received!: (msg: ConsumeMessage) => void;
+  const reply = new Promise<ConsumeMessage>((resolve) => (received = resolve));
+  // Resolves on consume-ok: the direct reply-to consumer exists before the request goes out.
+  await ch.consume(DIRECT_REPLY_TO, (msg) => msg && received(msg), { noAck: true });
   ch.publish("", queue, content, { replyTo: DIRECT_REPLY_TO, correlationId: "raw-1", ...props });
-  const msg = await reply;
+  let timer: NodeJS.Timeout | undefined;
+  const msg = await Promise.race([
+    reply,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no reply from ${queue} within 5 s`)), 5000))),
+  ]).finally(() => clearTimeout(timer));
   return { type: msg.properties.type, body: JSON.parse(msg.content.toString()), correlationId: msg.properties.correlationId };
 }
 
@@ -88,8 +93,30 @@ describe("round trip through generated stubs", () => {
   });
 
   it("works with an exclusive callback queue instead of direct reply-to", async () => {
-    const { calc } = await setup({}, {}, { replyQueue: "exclusive" });
+    const { calc, conn } = await setup({}, {}, { replyQueue: "exclusive" });
     await expect(calc.divide({ dividend: 9, divisor: 3 })).resolves.toEqual({ quotient: 3 });
+    // What the request asked for, seen on the wire: a plain amqplib consumer stands in for the server and
+    // answers to the request's reply_to. Direct reply-to would have passed the round trip above just as well.
+    const queue = deleteAfter(uniqueName("raw-calc"));
+    const ch = await conn.channel();
+    onTeardown(() => ch.close());
+    await ch.assertQueue(queue);
+    const replyTos: unknown[] = [];
+    await ch.consume(queue, (msg) => {
+      if (msg === null) return;
+      replyTos.push(msg.properties.replyTo);
+      ch.publish("", String(msg.properties.replyTo), Buffer.from(JSON.stringify({ quotient: 4 })), {
+        correlationId: msg.properties.correlationId,
+        type: RESULT_TYPE,
+        contentType: "application/json",
+      });
+      ch.ack(msg);
+    });
+    const client = await conn.client({ replyQueue: "exclusive", queues: { Calculator: queue } });
+    onTeardown(() => client.close());
+    await expect(new CalculatorClient(client).divide({ dividend: 8, divisor: 2 }, { timeoutMs: 5000 })).resolves.toEqual({ quotient: 4 });
+    expect(replyTos).toHaveLength(1);
+    expect(replyTos[0]).toMatch(/^amq\.gen-/); // a server-named queue of the client's own
   });
 
   it("delivers a declared error the caller can switch on, with typed data", async () => {
@@ -103,6 +130,8 @@ describe("round trip through generated stubs", () => {
         expectTypeOf(err.data).toEqualTypeOf<{ dividend: number }>();
         expect(err.data).toEqual({ dividend: 7 });
         break;
+      default:
+        throw new Error(`unexpected code ${String(err.code)}`); // the switch must not skip the data check
     }
     const overflow = await rejection(calc.add({ a: Number.MAX_VALUE, b: Number.MAX_VALUE }));
     expect(overflow.code).toBe("overflow");
@@ -110,10 +139,13 @@ describe("round trip through generated stubs", () => {
 
   it("gives handlers their context", async () => {
     let seen: HandlerContext<never> | undefined;
+    // Read in the handler: an "abort" listener added to a signal that is already aborted never runs.
+    let abortedInHandler: boolean | undefined;
     let aborted = false;
     const { calc } = await setup({
       summarize: async ({ statistic, values }, ctx) => {
         seen = ctx as HandlerContext<never>;
+        abortedInHandler = ctx.signal.aborted;
         ctx.signal.addEventListener("abort", () => (aborted = true));
         return { statistic, value: values[0]!, count: values.length, label: null };
       },
@@ -126,6 +158,7 @@ describe("round trip through generated stubs", () => {
     expect(seen?.headers.traceparent).toBe("00-abc-def-01");
     expect(seen?.redelivered).toBe(false);
     expect(seen?.deadline).toBeGreaterThanOrEqual(before + 2000);
+    expect(abortedInHandler).toBe(false); // 2 s of budget left: the signal must not have fired yet
     expect(aborted).toBe(false);
   });
 });
@@ -139,12 +172,20 @@ describe("validation at both ends", () => {
     await ch.assertQueue(bare);
     const client = await conn.client({ queues: { Calculator: bare } });
     onTeardown(() => client.close());
-    const err = await rejection(new CalculatorClient(client).add({ a: 1, b: "2" } as never));
+    const bareCalc = new CalculatorClient(client);
+    const err = await rejection(bareCalc.add({ a: 1, b: "2" } as never));
     expect(err).toBeInstanceOf(ValidationError);
     expect(err.code).toBe("invalid_request");
     expect((err as ValidationError).side).toBe("client");
     expect((err as ValidationError).issues).toEqual([{ path: "/b", message: "must be number" }]);
-    expect((await ch.checkQueue(bare)).messageCount).toBe(0);
+    // A valid call through the same client goes out after the refused one, on the same channel: once it is
+    // in the queue, anything published before it is there too. So exactly one message means the refused
+    // request was never sent (and a count of 0 cannot pass by looking too early).
+    const valid = bareCalc.add({ a: 1, b: 2 }, { timeoutMs: 10_000 }).catch((e: unknown) => e);
+    await until(async () => (await ch.checkQueue(bare)).messageCount > 0, "the valid request in the queue");
+    expect((await ch.checkQueue(bare)).messageCount).toBe(1);
+    await client.close();
+    expect(await valid).toMatchObject({ code: "canceled" });
     const extra = await rejection(calc.add({ a: 1, b: 2, c: 3 } as never));
     expect((extra as ValidationError).issues).toEqual([{ path: "/c", message: "is not allowed" }]);
     void queue;
@@ -196,22 +237,31 @@ describe("server error handling", () => {
     expect(JSON.stringify(err.data)).toContain("visible detail");
   });
 
-  it("answers bad_message and unknown_method to malformed raw requests", async () => {
-    const { conn, queue } = await setup();
+  it("answers bad_message and unknown_method to malformed raw requests, and the same server goes on serving", async () => {
+    const { conn, queue, calc } = await setup();
+    const ch = await conn.channel();
+    onTeardown(() => ch.close());
+    // One server on the queue: every answer below, the good ones after the bad messages included, comes from it.
+    expect((await ch.checkQueue(queue)).consumerCount).toBe(1);
+    await expect(calc.add({ a: 1, b: 1 }, { timeoutMs: 2000 })).resolves.toEqual({ sum: 2 });
     const notJson = await rawCall(conn, queue, Buffer.from("{nope"), { type: "add", contentType: "application/json" });
     expect(notJson.body.code).toBe("bad_message");
     const wrongType = await rawCall(conn, queue, Buffer.from("{}"), { type: "add", contentType: "text/plain" });
     expect(wrongType.body.code).toBe("bad_message");
+    await expect(calc.add({ a: 2, b: 1 }, { timeoutMs: 2000 })).resolves.toEqual({ sum: 3 });
     const unknown = await rawCall(conn, queue, Buffer.from("{}"), { type: "multiply", contentType: "application/json" });
     expect(unknown.body.code).toBe("unknown_method");
-    const { calc } = await setup();
-    await expect(calc.add({ a: 2, b: 2 })).resolves.toEqual({ sum: 4 });
+    // Still serving: the same registration, still the queue's only consumer, answers calls made after the bad messages.
+    expect((await ch.checkQueue(queue)).consumerCount).toBe(1);
+    await expect(calc.add({ a: 2, b: 2 }, { timeoutMs: 2000 })).resolves.toEqual({ sum: 4 });
+    await expect(Promise.all(Array.from({ length: 20 }, (_, i) => calc.add({ a: i, b: 0 }, { timeoutMs: 2000 })))).resolves.toHaveLength(20);
+    expect((await ch.checkQueue(queue)).messageCount).toBe(0);
   });
 
   it("acks and drops requests without reply_to or past their deadline, without running the handler", async () => {
     let runs = 0;
     const { conn, queue, calc, logs } = await setup({ add: ({ a, b }) => { runs++; return { sum: a + b }; } });
-    const ch = await conn.channel();
+    const ch = await conn.confirmChannel();
     onTeardown(() => ch.close());
     const body = Buffer.from(JSON.stringify({ a: 1, b: 2 }));
     ch.publish("", queue, body, { type: "add", contentType: "application/json", correlationId: "x" });
@@ -219,8 +269,10 @@ describe("server error handling", () => {
       type: "add", contentType: "application/json", correlationId: "y", replyTo: "nowhere",
       headers: { "x-warren-deadline": Date.now() - 1000 },
     });
+    // Both are in the queue before the call below is made; the queue's only consumer gets them first, in
+    // order, and (the handler being synchronous) has run or dropped them by the time it answers the call.
+    await ch.waitForConfirms();
     await expect(calc.add({ a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
-    await sleep(100);
     expect(runs).toBe(1);
     expect((await ch.checkQueue(queue)).messageCount).toBe(0);
     expect(logs.join("\n")).toContain("without reply_to");
@@ -282,19 +334,39 @@ describe("trace context", () => {
 
 describe("every caller outcome", () => {
   it("times out after the per-call budget and ignores the late reply", async () => {
-    const { calc, client } = await setup({ add: async ({ a, b }) => { await sleep(400); return { sum: a + b }; } });
+    let lateReplySent!: () => void;
+    const lateReply = new Promise<void>((r) => (lateReplySent = r));
+    const { calc, client } = await setup({
+      add: async ({ a, b }) => {
+        if (a === 1) {
+          await sleep(400); // well past the caller's 100 ms
+          lateReplySent();
+        } else {
+          await lateReply; // answers only after the late reply has gone out on the same channel
+          await sleep(20);
+        }
+        return { sum: a + b };
+      },
+    });
     const err = await rejection(calc.add({ a: 1, b: 2 }, { timeoutMs: 100 }));
     expect(err.code).toBe("timeout");
     expect(err.message).toContain("no reply within 100 ms");
     expect(client.pendingCount).toBe(0);
-    await sleep(500); // the late reply arrives and is dropped
+    // Made while the timed-out call's handler still runs: the late reply ({ sum: 3 }) reaches the client while
+    // this call waits for its own, which comes after it. Only its correlation id tells the two apart.
     await expect(calc.add({ a: 2, b: 2 }, { timeoutMs: 2000 })).resolves.toEqual({ sum: 4 });
     expect(client.pendingCount).toBe(0);
   });
 
   it("falls back to the client's default timeout when neither call nor contract sets one", async () => {
     const { calc } = await setup({ divide: async () => { await sleep(1000); return { quotient: 1 }; } }, {}, { timeoutMs: 150 });
-    expect((await rejection(calc.divide({ dividend: 1, divisor: 1 }))).code).toBe("timeout");
+    const started = Date.now();
+    const err = await rejection(calc.divide({ dividend: 1, divisor: 1 }));
+    expect(err.code).toBe("timeout");
+    expect(err.message).toContain("no reply within 150 ms");
+    // At the client's 150 ms, well before the handler's 1 s.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    expect(Date.now() - started).toBeLessThan(800);
   });
 
   it("cancels through an AbortSignal", async () => {
@@ -314,14 +386,19 @@ describe("every caller outcome", () => {
     const started = Date.now();
     const err = await rejection(new CalculatorClient(client).add({ a: 1, b: 2 }, { timeoutMs: 20_000 }));
     expect(err.code).toBe("no_server");
-    expect(Date.now() - started).toBeLessThan(20_000); // it was not the timeout
+    // no_server is the broker handing the unroutable request back (mandatory flag): one round trip, a few
+    // milliseconds. 2 s is a tenth of the 20 s timeout, so an answer that waited for the deadline, or for any
+    // good part of it, fails here; a bound at the timeout itself could never fail, the timeout ends the call then.
+    expect(Date.now() - started).toBeLessThan(2_000);
     expect(client.pendingCount).toBe(0);
   });
 
   it("client.close() rejects pending calls with canceled", async () => {
-    const { calc, client } = await setup({ add: async ({ a, b }) => { await sleep(500); return { sum: a + b }; } });
+    let started = 0;
+    const { calc, client } = await setup({ add: async ({ a, b }) => { started++; await sleep(500); return { sum: a + b }; } });
     const call = rejection(calc.add({ a: 1, b: 2 }));
-    await sleep(50);
+    await until(() => started === 1, "the call to reach its handler"); // in flight: published, no reply yet
+    expect(client.pendingCount).toBe(1);
     await client.close();
     const err = await call;
     expect(err.code).toBe("canceled");
@@ -335,20 +412,23 @@ describe("serving", () => {
     const conn = await openConnection();
     const queue = deleteAfter(uniqueName("graceful"));
     const server = conn.server();
+    let started = 0;
     let finished = 0;
     // Both handlers wait on one gate, opened after close() has begun: they finish in the same
     // turn of the event loop, so their acks are batched right as the registration closes.
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    await serveCalculator(server, { ...handlers, add: async ({ a, b }) => { await gate; finished++; return { sum: a + b }; } }, { queue });
+    await serveCalculator(server, { ...handlers, add: async ({ a, b }) => { started++; await gate; finished++; return { sum: a + b }; } }, { queue });
     const client = await conn.client({ queues: { Calculator: queue } });
     onTeardown(() => client.close());
     const calc = new CalculatorClient(client);
-    const calls = Promise.all([calc.add({ a: 1, b: 1 }), calc.add({ a: 2, b: 2 })]);
-    await sleep(100);
-    const closing = server.close();
-    await sleep(100);
+    const calls = Promise.all([calc.add({ a: 1, b: 1 }, { timeoutMs: 10_000 }), calc.add({ a: 2, b: 2 }, { timeoutMs: 10_000 })]);
+    await until(() => started === 2, "both calls in their handlers");
+    let closed = false;
+    const closing = server.close().then(() => (closed = true));
+    await sleep(100); // time enough for a close() that does not wait for its handlers to finish
     expect(finished).toBe(0);
+    expect(closed).toBe(false); // close() is still waiting for the two handlers
     open();
     await closing;
     expect(finished).toBe(2);
