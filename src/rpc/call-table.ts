@@ -9,6 +9,14 @@ import type { MethodChecks } from "../core/validation.js";
 import { Deadlines, type Expiring } from "./deadlines.js";
 import type { CallOptions } from "./transport.js";
 
+/** Where pending calls were published (a reply channel): the table counts its unsettled calls. */
+export interface Route {
+  /** Calls published on this route that are still pending; kept by the table. */
+  inFlight: number;
+  /** Called by the table when `inFlight` drops to 0. */
+  idle(): void;
+}
+
 /** Where a call is; see {@link CallTable}. */
 export type CallState = "new" | "pending" | "retrying" | "settled";
 
@@ -38,6 +46,8 @@ export class Call implements Expiring {
   /** Where the call is; only the {@link CallTable} changes it. */
   state: CallState = "new";
   attempt = 1;
+  /** Where the current attempt was published; set by {@link CallTable.published}. */
+  route: Route | undefined = undefined;
   deadlinePrev: Expiring | undefined = undefined;
   deadlineNext: Expiring | undefined = undefined;
   deadlineList: Expiring["deadlineList"] = undefined;
@@ -75,6 +85,7 @@ export class Call implements Expiring {
 
   /** Deadline passed. */
   expire(): void {
+    if (this.state === "pending") this.table.expired(this);
     this.fail(new RpcError("timeout", `${describeTarget(this.target)}: no reply within ${this.timeoutMs} ms (queue "${this.queue}")`, this.target));
   }
 
@@ -95,8 +106,14 @@ export class CallTable {
   readonly byId = new Map<string, Call>();
   readonly #deadlines = new Deadlines<Call>();
 
-  /** `retry(call, err)` decides whether a failed call is tried again (true: it will be; the table parks it as `retrying`). */
-  constructor(readonly retry: (call: Call, err: RpcError) => boolean) {}
+  /**
+   * @param retry decides whether a failed call is tried again (true: it will be; the table parks it as `retrying`).
+   * @param expired is told of each pending call whose deadline passed, before it fails.
+   */
+  constructor(
+    readonly retry: (call: Call, err: RpcError) => boolean,
+    readonly expired: (call: Call) => void = () => {},
+  ) {}
 
   /** Makes `call` (new or retrying) pending under its current correlation id, due `dueInMs` from now. */
   add(call: Call, dueInMs: number): void {
@@ -106,6 +123,12 @@ export class CallTable {
     call.options.signal?.addEventListener("abort", call, { once: true });
   }
 
+  /** A pending `call` was published on `route`. */
+  published(call: Call, route: Route): void {
+    call.route = route;
+    route.inFlight++;
+  }
+
   /** Takes a pending `call` out of the table into `state`; false (and nothing changes) when it was not pending. */
   leave(call: Call, state: "retrying" | "settled"): boolean {
     if (call.state !== "pending") return false;
@@ -113,6 +136,11 @@ export class CallTable {
     this.byId.delete(call.correlationId);
     this.#deadlines.delete(call);
     call.options.signal?.removeEventListener("abort", call);
+    const route = call.route;
+    if (route !== undefined) {
+      call.route = undefined;
+      if (--route.inFlight === 0) route.idle();
+    }
     return true;
   }
 
@@ -123,10 +151,15 @@ export class CallTable {
     return true;
   }
 
-  /** Fails every call with `make(call)`. */
+  /** Fails every pending call with `make(call)`. */
   failAll(make: (call: Call) => RpcError): void {
     for (const call of [...this.byId.values()]) call.fail(make(call));
-    this.#deadlines.clear();
+  }
+
+  /** Fails every pending call published on `route` with `make(call)`. */
+  failRoute(route: Route, make: (call: Call) => RpcError): void {
+    if (route.inFlight === 0) return;
+    for (const call of [...this.byId.values()]) if (call.route === route) call.fail(make(call));
   }
 }
 

@@ -23,19 +23,24 @@ import {
 } from "../core/protocol.js";
 import { inheritedTrace } from "../core/trace.js";
 import { checksFor } from "../core/validation.js";
-import { Call, CallTable, canceled, targetOf } from "./call-table.js";
+import { Call, CallTable, canceled, targetOf, type Route } from "./call-table.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 
 /** The client's reply channel while it is being opened (`opening`) and once open (`open` too, for the synchronous fast path). */
-interface ReplySlot {
+interface ReplySlot extends Route {
   opening: Promise<ReplyChannel>;
   open: ReplyChannel | undefined;
+  /** No longer used for new calls (it stopped answering): closed once its last call settles. */
+  retired: boolean;
 }
 
 interface ReplyChannel {
   readonly channel: WireChannel;
   readonly replyTo: string;
 }
+
+/** Calls in a row that time out with no reply at all before the client replaces its reply channel; see `RpcClient#timedOut`. */
+const STALE_AFTER_TIMEOUTS = 3;
 
 /** The options of a call made without any: shared, never written. */
 const NO_OPTIONS: CallOptions = Object.freeze({});
@@ -48,12 +53,19 @@ const NO_OPTIONS: CallOptions = Object.freeze({});
 export class RpcClient implements RpcTransport {
   readonly #source: ChannelSource;
   readonly #options: ResolvedClientOptions;
-  readonly #calls = new CallTable((call, err) => this.#retry(call, err));
+  readonly #calls = new CallTable(
+    (call, err) => this.#retry(call, err),
+    (call) => this.#timedOut(call),
+  );
+  /** Calls timed out since the last reply or return on the reply channel. */
+  #silentTimeouts = 0;
   /** Correlation ids are `<prefix>.<counter>`: the prefix is a UUID v4 per client, so ids are unique across clients. */
   readonly #idPrefix = `${uuidv4()}.`;
   #nextId = 0;
-  /** The reply channel, held once: being opened, or open. */
+  /** The reply channel new calls go out on, held once: being opened, or open. */
   #reply: ReplySlot | undefined;
+  /** Reply channels retired for answering nothing, open until their last call settles. */
+  readonly #retired = new Set<ReplySlot>();
   readonly #flow: FlowControl;
   #closed = false;
 
@@ -146,6 +158,27 @@ export class RpcClient implements RpcTransport {
     return true;
   }
 
+  /**
+   * A channel can go stale while its connection stays up: after a cluster node
+   * dies, a channel opened during the quorum leader election may swallow every
+   * request it publishes, while a channel opened later works. So when
+   * {@link STALE_AFTER_TIMEOUTS} calls published on the current reply channel
+   * time out in a row, with not one reply or return in between, that channel is
+   * retired: new calls go out on a fresh one, and the old one stays open for
+   * the replies of its calls until the last of them settles. Costs nothing per
+   * call: a counter that each reply resets.
+   */
+  #timedOut(call: Call): void {
+    const slot = this.#reply;
+    if (slot === undefined || call.route !== slot || ++this.#silentTimeouts < STALE_AFTER_TIMEOUTS) return;
+    this.#silentTimeouts = 0;
+    if (this.#source.blocked || this.#closed) return;
+    this.#options.logger.warn(`warren: client: ${STALE_AFTER_TIMEOUTS} calls in a row timed out without a single reply; new calls go out on a fresh channel`);
+    this.#reply = undefined;
+    slot.retired = true;
+    this.#retired.add(slot);
+  }
+
   #newId(): string {
     return this.#idPrefix + (++this.#nextId).toString(36);
   }
@@ -154,19 +187,20 @@ export class RpcClient implements RpcTransport {
   #start(call: Call, dueInMs: number): void {
     this.#calls.add(call, dueInMs);
     // Fast path: publish now when the channel is open and nothing asks us to wait.
-    const open = this.#reply?.open;
-    if (open !== undefined && this.#flow.open) this.#publish(call, open);
+    const slot = this.#reply;
+    if (slot?.open !== undefined && this.#flow.open) this.#publish(call, slot);
     else {
       const attempt = call.attempt;
       const current = () => call.state === "pending" && call.attempt === attempt; // not settled or retried meanwhile
       this.#writable().then(
-        (reply) => current() && this.#publish(call, reply),
+        (ready) => current() && this.#publish(call, ready),
         (err: unknown) => current() && call.fail(asConnectionLost(err, call.target)),
       );
     }
   }
 
-  #publish(call: Call, { channel, replyTo }: ReplyChannel): void {
+  #publish(call: Call, slot: ReplySlot): void {
+    const { channel, replyTo } = slot.open!;
     const now = Date.now();
     const deadline = call.deadline;
     const extra = call.options.headers;
@@ -183,6 +217,7 @@ export class RpcClient implements RpcTransport {
         headers: extra === undefined && trace === undefined ? { [DEADLINE_HEADER]: deadline } : { ...trace, ...extra, [DEADLINE_HEADER]: deadline },
       };
       const flushed = channel.publish("", call.queue, call.body!, props, true);
+      this.#calls.published(call, slot);
       if (call.method.idempotent !== true) call.body = undefined;
       // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
       this.#flow.published(channel, flushed);
@@ -192,42 +227,53 @@ export class RpcClient implements RpcTransport {
   }
 
   /** The reply channel once it accepts publishes: connected, not blocked by a broker alarm, socket drained. */
-  async #writable(): Promise<ReplyChannel> {
-    const reply = await this.#replyChannel();
+  async #writable(): Promise<ReplySlot> {
+    const slot = await this.#replyChannel();
     await this.#flow.wait();
-    return reply;
+    return slot;
   }
 
-  /** Rejects every pending call with `canceled`, then closes the client's channel. Idempotent. */
+  /** Rejects every pending call with `canceled`, then closes the client's channels. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#calls.failAll((p) => new RpcError("canceled", `${describeTarget(p.target)}: the client was closed`));
-    const slot = this.#reply;
+    const slots = [this.#reply, ...this.#retired];
     this.#reply = undefined;
-    if (slot) await slot.opening.then(({ channel }) => channel.close()).catch(() => {});
+    this.#retired.clear();
+    await Promise.all(slots.map((slot) => slot?.opening.then(({ channel }) => channel.close()).catch(() => {})));
   }
 
-  /** The channel replies arrive on, opened on first use and again after it closes. */
-  #replyChannel(): Promise<ReplyChannel> {
+  /** The channel replies arrive on (opened on first use, and again after it closes or is retired), once it is ready. */
+  #replyChannel(): Promise<ReplySlot> {
     if (this.#reply === undefined) {
-      const slot: ReplySlot = { opening: undefined!, open: undefined };
+      const slot: ReplySlot = {
+        opening: undefined!,
+        open: undefined,
+        retired: false,
+        inFlight: 0,
+        idle: () => {
+          if (!slot.retired || !this.#retired.delete(slot)) return;
+          void slot.opening.then(({ channel }) => channel.close()).catch(() => {});
+        },
+      };
       slot.opening = this.#openReplyChannel(slot);
       this.#reply = slot;
       slot.opening.catch(() => {
         if (this.#reply === slot) this.#reply = undefined;
       });
     }
-    return this.#reply.opening;
+    const slot = this.#reply;
+    return slot.open !== undefined ? Promise.resolve(slot) : slot.opening.then(() => slot);
   }
 
   async #openReplyChannel(slot: ReplySlot): Promise<ReplyChannel> {
     const channel = await this.#source.open();
-    // Before anything else: a close during the setup below (even one read together with consume-ok) fails the pending calls and lets the next call reopen.
+    // Before anything else: a close during the setup below (even one read together with consume-ok) fails the calls published on it and lets the next call reopen.
     channel.onClose(() => {
-      if (this.#reply !== slot) return; // closed by close(), or a newer reply channel serves the pending calls
-      this.#reply = undefined;
-      this.#calls.failAll((p) =>
+      if (this.#reply === slot) this.#reply = undefined;
+      this.#retired.delete(slot);
+      this.#calls.failRoute(slot, (p) =>
         new RpcError("connection_lost", `${describeTarget(p.target)}: the connection to RabbitMQ was lost while waiting for a reply`),
       );
     });
@@ -250,6 +296,7 @@ export class RpcClient implements RpcTransport {
 
   #onReply(msg: Delivery | null): void {
     if (msg === null) return; // consumer cancelled by the broker; the channel close follows
+    this.#silentTimeouts = 0;
     const id = msg.properties.correlationId as unknown;
     const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
     if (pending === undefined) return; // a late reply to a call that already settled: ignored by design
@@ -291,6 +338,7 @@ export class RpcClient implements RpcTransport {
   }
 
   #onReturn(msg: Returned): void {
+    this.#silentTimeouts = 0;
     const id = msg.properties.correlationId as unknown;
     const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
     if (pending === undefined) return;
