@@ -53,6 +53,10 @@ interface PublishChannel {
   readonly channel: WireChannel;
   /** Exchanges already declared on this channel. */
   readonly declared: Set<string>;
+  /** Publishes on it the broker has not confirmed yet. */
+  unconfirmed: number;
+  /** No longer used for new publishes (the broker nacked one): closed once its last publish is confirmed. */
+  retired: boolean;
 }
 
 /**
@@ -65,6 +69,8 @@ export class EventBus implements EventTransport {
   readonly #options: ResolvedEventBusOptions;
   readonly #subscriptions = new Set<EventSubscription<any>>();
   #publisher: Promise<PublishChannel> | undefined;
+  /** The channel `#publisher` resolved to, while it is the one new publishes use. */
+  #current: PublishChannel | undefined;
   #closed = false;
   readonly #flow: FlowControl;
 
@@ -123,7 +129,13 @@ export class EventBus implements EventTransport {
     await new Promise<void>((resolve, reject) => {
       const fail = (err: unknown) => reject(unconfirmed(err, target, exchange.name));
       try {
-        this.#flow.published(open.channel, open.channel.publishConfirmed(exchange.name, routingKey, body, properties, (err) => (err ? fail(err) : resolve())));
+        const flushed = open.channel.publishConfirmed(exchange.name, routingKey, body, properties, (err) => {
+          this.#confirmed(open, err);
+          if (err) fail(err);
+          else resolve();
+        });
+        open.unconfirmed++;
+        this.#flow.published(open.channel, flushed);
         if (!this.#options.confirm) resolve();
       } catch (err) {
         fail(err);
@@ -158,14 +170,37 @@ export class EventBus implements EventTransport {
     if (publisher) await publisher.then(({ channel }) => channel.close()).catch(() => {});
   }
 
-  /** The confirm channel publishes go out on, opened on first use and again after it closes. */
+  /**
+   * One publish on `open` was confirmed (`err` null) or not. After a nack the
+   * channel is retired: a channel opened while a quorum queue's leader was
+   * being elected can nack every publish for as long as it lives, while a
+   * fresh one works. New publishes go out on a fresh channel; the retired one
+   * closes once its last publish is confirmed.
+   */
+  #confirmed(open: PublishChannel, err: Error | null): void {
+    open.unconfirmed--;
+    if (err instanceof NackError && !open.retired) {
+      open.retired = true;
+      this.#source.logger.warn("warren: event bus: the broker refused an event (basic.nack); new events go out on a fresh channel");
+      if (this.#current === open) {
+        this.#publisher = undefined;
+        this.#current = undefined;
+      }
+    }
+    if (open.retired && open.unconfirmed === 0) void open.channel.close();
+  }
+
+  /** The confirm channel publishes go out on, opened on first use and again after it closes or is retired. */
   #publishChannel(): Promise<PublishChannel> {
     if (this.#publisher === undefined) {
       const opening = this.#source.open("confirm").then((channel): PublishChannel => {
+        const open: PublishChannel = { channel, declared: new Set(), unconfirmed: 0, retired: false };
         channel.onClose(() => {
           if (this.#publisher === opening) this.#publisher = undefined;
+          if (this.#current === open) this.#current = undefined;
         });
-        return { channel, declared: new Set() };
+        if (this.#publisher === opening) this.#current = open;
+        return open;
       });
       this.#publisher = opening;
       opening.catch(() => {
