@@ -6,7 +6,7 @@
  * @see docs/PROTOCOL.md#events
  */
 import { v4 as uuidv4 } from "uuid";
-import { NackError, type ChannelSource, type WireChannel } from "../amqp/channel-source.js";
+import { NackError, type ChannelSource, type MessageProperties, type WireChannel } from "../amqp/channel-source.js";
 import { brokerRefusal, declareExchange } from "../amqp/queues.js";
 import { FlowControl } from "../amqp/flow.js";
 import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "../core/descriptor.js";
@@ -104,7 +104,23 @@ export class EventBus implements EventTransport {
     const exchange = this.exchangeOf(event.service);
     const encoded = tryEncodeBody(payload);
     if (!encoded.ok) throw new RpcError("invalid_event", `${describeTarget(target)}: the payload ${encoded.reason}`, target);
-    const body = encoded.body;
+    const properties = {
+      deliveryMode: this.#options.persistent ? 2 : 1,
+      contentType: CONTENT_TYPE,
+      type: event.name,
+      messageId: options.messageId ?? uuidv4(),
+      timestamp: Math.floor(Date.now() / 1000),
+      headers: headersWithTrace(options.headers),
+    };
+    const send = () => this.#send(target, exchange, routingKey, encoded.body, properties);
+    // A nack says the event was not enqueued, and the nacked channel is retired: sending it once more, on a fresh channel, cannot duplicate it.
+    await send().catch((err: unknown) => (err instanceof NackError ? send() : Promise.reject(err))).catch((err: unknown) => {
+      throw isRpcError(err) ? err : unconfirmed(err, target, exchange.name);
+    });
+  }
+
+  /** Publishes one event on the current publish channel; resolves when confirmed, rejects with a setup error, or the raw confirm failure. */
+  async #send(target: Target, exchange: ExchangeSpec, routingKey: string, body: Buffer, properties: MessageProperties): Promise<void> {
     let open: PublishChannel;
     try {
       open = await this.#publishChannel();
@@ -118,30 +134,22 @@ export class EventBus implements EventTransport {
     }
     // Back-pressure: wait while the socket buffer is full or the broker blocks the connection (resource alarm).
     if (!this.#flow.open) await this.#flow.wait();
-    const properties = {
-      deliveryMode: this.#options.persistent ? 2 : 1,
-      contentType: CONTENT_TYPE,
-      type: event.name,
-      messageId: options.messageId ?? uuidv4(),
-      timestamp: Math.floor(Date.now() / 1000),
-      headers: headersWithTrace(options.headers),
-    };
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: unknown) => reject(unconfirmed(err, target, exchange.name));
       try {
         const flushed = open.channel.publishConfirmed(exchange.name, routingKey, body, properties, (err) => {
           this.#confirmed(open, err);
-          if (err) fail(err);
+          if (err) reject(err);
           else resolve();
         });
         open.unconfirmed++;
         this.#flow.published(open.channel, flushed);
         if (!this.#options.confirm) resolve();
       } catch (err) {
-        fail(err);
+        reject(err);
       }
     });
   }
+
 
   /**
    * See {@link EventTransport.subscribe}. The subscription acknowledges an
@@ -211,8 +219,10 @@ export class EventBus implements EventTransport {
   }
 }
 
+type Target = { service: string; method: string };
+
 /** Why an event was not confirmed, as the publisher should see it: refused (`rejected`, `access_refused`) or unknown (`connection_lost`). */
-function unconfirmed(err: unknown, target: { service: string; method: string }, exchange: string): RpcError {
+function unconfirmed(err: unknown, target: Target, exchange: string): RpcError {
   const what = describeTarget(target);
   if (err instanceof NackError) {
     return new RpcError("rejected", `${what}: the broker refused the event (basic.nack); it was not enqueued, publishing it again later may succeed`, { ...target, cause: err });

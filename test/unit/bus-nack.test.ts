@@ -1,4 +1,4 @@
-/** src/events/bus.ts: after a broker nack, new events go out on a fresh confirm channel; the nacked one closes once its last publish is confirmed. */
+/** src/events/bus.ts: after a broker nack, the event is sent once more and new events go out on a fresh confirm channel; the nacked one closes once its last publish is confirmed. */
 import { describe, expect, it } from "vitest";
 import { EventBus } from "../../src/events/bus.js";
 import { Orders, type OrderPlacedEvent } from "../../generated/orders/index.js";
@@ -9,7 +9,7 @@ const placed = Orders.events.orderPlaced;
 const order: OrderPlacedEvent = { orderId: "o-1", region: "eu", items: [{ sku: "apple", quantity: 2 }] };
 
 describe("a publish channel the broker nacks", () => {
-  it("is replaced for the next events, and closed once the events still unconfirmed on it are confirmed", async () => {
+  it("is replaced: the nacked event is sent again on a fresh channel, later events go there too, and the old one closes once its last publish is confirmed", async () => {
     const broker = new FakeBroker();
     const logger = recordingLogger();
     const bus = new EventBus(broker.connect(), { logger });
@@ -19,16 +19,26 @@ describe("a publish channel the broker nacks", () => {
     broker.nackNextConfirms(1);
     const nacked = bus.publish(placed, order);
     const alongside = bus.publish(placed, order); // on the same channel, confirmed after the nack
-    await expect(nacked).rejects.toMatchObject({ code: "rejected" });
+    await expect(nacked).resolves.toBeUndefined(); // sent again, on a fresh channel
     await expect(alongside).resolves.toBeUndefined();
     expect(logger.lines.join("\n")).toMatch(/basic\.nack.*fresh channel/);
 
     await bus.publish(placed, order);
     const channels = broker.published.map((p) => p.channel);
     expect(channels.slice(0, 3)).toEqual([first, first, first]);
+    expect(channels.slice(3)).toEqual([channels[3], channels[3]]);
     expect(channels[3]).not.toBe(first);
     await broker.settle();
     expect(broker.channels().map((c) => c.id)).not.toContain(first);
+    await bus.close();
+  });
+
+  it("rejects with rejected when the event is nacked on the fresh channel too (it was not enqueued)", async () => {
+    const broker = new FakeBroker();
+    const bus = new EventBus(broker.connect(), { logger: recordingLogger() });
+    broker.nackNextConfirms(2);
+    await expect(bus.publish(placed, order)).rejects.toMatchObject({ code: "rejected", message: expect.stringContaining("not enqueued") });
+    expect(new Set(broker.published.map((p) => p.channel)).size).toBe(2);
     await bus.close();
   });
 });
