@@ -2,7 +2,7 @@
  * amqplib's frame encoder without a connection: a real amqplib channel object
  * whose `sendMessage` encodes the method and header frames it would write.
  * Used to measure publish encoding (bench/micro.ts) and to compare warren's
- * publish path with amqplib's (test/unit/publish.test.ts).
+ * publish path with amqplib's (test/unit/internals.test.ts).
  */
 import { createRequire } from "node:module";
 import path from "node:path";

@@ -118,7 +118,8 @@ export interface QueueOptions {
  * 2. Once the source is closed for good, `open` rejects with an `RpcError`
  *    `connection_lost` and `closed` is true.
  * 3. `blocked` is true while the broker's resource alarm pauses publishing;
- *    `unblocked()` resolves when that ends or the connection is lost.
+ *    `unblocked()` resolves when that ends or the connection is lost. A lost
+ *    connection is not blocked (the next one reports its own alarm).
  */
 export interface ChannelSource {
   /** Where the runtime logs. */

@@ -142,6 +142,8 @@ export class AmqpConnection extends EventEmitter implements ChannelSource {
     model.on("close", (err?: Error) => {
       if (this.#model !== model) return;
       this.#model = undefined;
+      // The alarm was this connection's: the next one reports its own. (Staying blocked while down would make waiting publishers spin.)
+      this.#blocked = false;
       if (this.#closed) return;
       this.logger.warn(`warren: lost the connection to ${this.url}${err ? ` (${redactUrl(err.message)})` : ""}; reconnecting`);
       this.#ready = new Promise<ChannelModel>((resolve, reject) => (this.#settleReady = { resolve, reject }));

@@ -89,9 +89,11 @@ export class Call implements Expiring {
     this.fail(new RpcError("timeout", `${describeTarget(this.target)}: no reply within ${this.timeoutMs} ms (queue "${this.queue}")`, this.target));
   }
 
-  /** The caller's AbortSignal fired. */
+  /** The caller's AbortSignal fired: the call is canceled, pending or waiting for a retry. */
   handleEvent(): void {
-    this.fail(canceled(this.target, this.options.signal!));
+    const err = canceled(this.target, this.options.signal!);
+    if (this.table.abandon(this)) this.reject(err);
+    else this.fail(err);
   }
 }
 
@@ -105,6 +107,8 @@ export class Call implements Expiring {
 export class CallTable {
   readonly byId = new Map<string, Call>();
   readonly #deadlines = new Deadlines<Call>();
+  /** Calls waiting for a retry (out of `byId` and the deadlines). */
+  readonly #retrying = new Set<Call>();
 
   /**
    * @param retry decides whether a failed call is tried again (true: it will be; the table parks it as `retrying`).
@@ -118,6 +122,7 @@ export class CallTable {
   /** Makes `call` (new or retrying) pending under its current correlation id, due `dueInMs` from now. */
   add(call: Call, dueInMs: number): void {
     call.state = "pending";
+    this.#retrying.delete(call);
     this.byId.set(call.correlationId, call);
     this.#deadlines.add(call, dueInMs);
     call.options.signal?.addEventListener("abort", call, { once: true });
@@ -129,13 +134,18 @@ export class CallTable {
     route.inFlight++;
   }
 
-  /** Takes a pending `call` out of the table into `state`; false (and nothing changes) when it was not pending. */
+  /**
+   * Takes a pending `call` out of the table into `state`; false (and nothing
+   * changes) when it was not pending. A call waiting for a retry keeps its
+   * abort listener, so that its caller can still cancel it.
+   */
   leave(call: Call, state: "retrying" | "settled"): boolean {
     if (call.state !== "pending") return false;
     call.state = state;
     this.byId.delete(call.correlationId);
     this.#deadlines.delete(call);
-    call.options.signal?.removeEventListener("abort", call);
+    if (state === "retrying") this.#retrying.add(call);
+    else call.options.signal?.removeEventListener("abort", call);
     const route = call.route;
     if (route !== undefined) {
       call.route = undefined;
@@ -148,12 +158,15 @@ export class CallTable {
   abandon(call: Call): boolean {
     if (call.state !== "retrying") return false;
     call.state = "settled";
+    this.#retrying.delete(call);
+    call.options.signal?.removeEventListener("abort", call);
     return true;
   }
 
-  /** Fails every pending call with `make(call)`. */
+  /** Fails every pending call with `make(call)`, and settles every call waiting for a retry with it. */
   failAll(make: (call: Call) => RpcError): void {
     for (const call of [...this.byId.values()]) call.fail(make(call));
+    for (const call of [...this.#retrying]) if (this.abandon(call)) call.reject(make(call));
   }
 
   /** Fails every pending call published on `route` with `make(call)`. */

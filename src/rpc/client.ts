@@ -144,6 +144,8 @@ export class RpcClient implements RpcTransport {
     if (Date.now() + delay >= call.deadline) return false;
     call.attempt++;
     setTimeout(() => {
+      // Settled meanwhile: the caller aborted, or the client was closed (the call table settles waiting calls too).
+      if (call.state !== "retrying") return;
       const signal = call.options.signal;
       if (this.#closed) {
         if (this.#calls.abandon(call)) call.reject(new RpcError("canceled", `${describeTarget(call.target)}: the client was closed`, call.target));

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { defineService, event, RpcError, type ExchangeType } from "../../src/index.js";
-import { resolveSubscribeLimits } from "../../src/core/options.js";
 import { checkBindingKey, defaultBindingKey, placeholders, routingKeyFor } from "../../src/core/routing.js";
 
 function ev(routingKey: string) {
@@ -75,19 +74,5 @@ describe("binding keys", () => {
     expect(() => checkBindingKey("orders.eu*", "topic")).toThrow(/"eu\*" mixes \* or #/);
     expect(checkBindingKey("orders.eu*", "direct")).toBe("orders.eu*"); // literal on a direct exchange
     expect(() => checkBindingKey("k".repeat(256), "direct")).toThrow(/longer than 255 bytes/);
-  });
-});
-
-describe("subscription options", () => {
-  it("applies defaults", () => {
-    expect(resolveSubscribeLimits({})).toEqual({ prefetch: 16, maxAttempts: 5, retryDelayMs: 200 });
-    expect(resolveSubscribeLimits({ retryDelayMs: 0, maxAttempts: 1 })).toMatchObject({ retryDelayMs: 0, maxAttempts: 1 });
-  });
-
-  it("refuses nonsense with the option's name", () => {
-    expect(() => resolveSubscribeLimits({ maxAttempts: 0 })).toThrow(/maxAttempts must be a positive number/);
-    expect(() => resolveSubscribeLimits({ maxAttempts: 1.5 })).toThrow(/maxAttempts must be an integer/);
-    expect(() => resolveSubscribeLimits({ prefetch: -1 })).toThrow(/prefetch/);
-    expect(() => resolveSubscribeLimits({ group: "has space" })).toThrow(/group "has space" must be/);
   });
 });

@@ -1,3 +1,4 @@
+/** src/amqp/internals.ts: publishMessage encodes what amqplib's channel.publish would. */
 import type { Channel } from "amqplib";
 import { describe, expect, it } from "vitest";
 import type { Options } from "amqplib";

@@ -1,0 +1,193 @@
+/** src/events/subscription.ts over the in-memory broker: handling, retries, dead letters, skipped messages, queues. */
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ATTEMPT_HEADER, CONTENT_TYPE, DEAD_ERROR_HEADER, DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, ORIGIN_EXCHANGE_HEADER, ORIGIN_ROUTING_KEY_HEADER } from "../../src/core/protocol.js";
+import type { MessageProperties } from "../../src/amqp/channel-source.js";
+import { EventBus } from "../../src/events/bus.js";
+import type { EventContext } from "../../src/events/subscription.js";
+import { Orders, type OrderPlacedEvent } from "../../generated/orders/index.js";
+import { FakeBroker, type FakeConnection } from "../helpers/fake-channel-source.js";
+
+const placed = Orders.events.orderPlaced;
+const order: OrderPlacedEvent = { orderId: "o-1", region: "eu", items: [{ sku: "apple", quantity: 2 }] };
+
+let broker: FakeBroker;
+let conn: FakeConnection;
+let bus: EventBus;
+let publisher: EventBus;
+const settle = () => broker.settle();
+const headersOf = (props: MessageProperties) => props.headers as Record<string, unknown>;
+
+/** Publishes a raw message to the Orders exchange, as another language's publisher could. */
+async function rawPublish(routingKey: string, content: unknown, props: MessageProperties = {}) {
+  const ch = await broker.connect().open();
+  const body = Buffer.isBuffer(content) ? content : Buffer.from(JSON.stringify(content));
+  ch.publish("events.Orders", routingKey, body, { contentType: CONTENT_TYPE, type: "order_placed", ...props });
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  broker = new FakeBroker();
+  conn = broker.connect();
+  bus = new EventBus(conn);
+  publisher = new EventBus(broker.connect());
+});
+afterEach(() => vi.useRealTimers());
+
+describe("handling", () => {
+  it("hands a valid event and its context to the handler, then acks it", async () => {
+    const seen: [OrderPlacedEvent, EventContext][] = [];
+    const sub = await bus.subscribe(placed, (p, ctx) => void seen.push([p, ctx]), { group: "billing" });
+    await publisher.publish(placed, order, { messageId: "m-1", headers: { tenant: "t1" } });
+    await settle();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]![0]).toEqual(order);
+    expect(seen[0]![1]).toMatchObject({ service: "Orders", event: "order_placed", exchange: "events.Orders", routingKey: "orders.eu.placed", messageId: "m-1", attempt: 1, redelivered: false, headers: { tenant: "t1" } });
+    expect(sub.queue).toBe("events.Orders.order_placed.billing");
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0, consumers: 1 });
+  });
+
+  it("spreads a group's events over its subscribers, and gives every broadcast subscriber each one", async () => {
+    const got: string[] = [];
+    await bus.subscribe(placed, () => void got.push("billing-1"), { group: "billing" });
+    await new EventBus(broker.connect()).subscribe(placed, () => void got.push("billing-2"), { group: "billing" });
+    await bus.subscribe(placed, () => void got.push("eu-watcher"), { bindingKey: "orders.eu.*" });
+    await bus.subscribe(placed, () => void got.push("us-watcher"), { bindingKey: "orders.us.*" });
+    for (let i = 0; i < 4; i++) await publisher.publish(placed, { ...order, orderId: `o-${i}` });
+    await settle();
+    expect(got.filter((g) => g.startsWith("billing")).sort()).toEqual(["billing-1", "billing-1", "billing-2", "billing-2"]);
+    expect(got.filter((g) => g.endsWith("watcher"))).toEqual(["eu-watcher", "eu-watcher", "eu-watcher", "eu-watcher"]);
+  });
+
+  it("skips (acks, counts, does not dead-letter) a message of another event type on its queue", async () => {
+    const handled: unknown[] = [];
+    const sub = await bus.subscribe(placed, (p) => void handled.push(p), { bindingKey: "orders.#" });
+    await rawPublish("orders.eu.shipped", { orderId: "o-1", region: "eu", carrier: "dhl" }, { type: "order_shipped" });
+    await settle();
+    expect([handled, sub.skipped]).toEqual([[], 1]);
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
+    expect(broker.queue(sub.deadLetterQueue)!.ready).toBe(0);
+  });
+});
+
+describe("retries and dead letters", () => {
+  it("retries a failing handler with attempt numbers and doubling delays up to maxAttempts, then dead-letters it with the reason", async () => {
+    const attempts: [number, string, number][] = [];
+    const start = Date.now();
+    const sub = await bus.subscribe(
+      placed,
+      (_p, ctx) => {
+        attempts.push([ctx.attempt, ctx.routingKey, Date.now() - start]);
+        throw new Error("ledger unavailable");
+      },
+      { group: "billing", maxAttempts: 3, retryDelayMs: 100 },
+    );
+    await publisher.publish(placed, order);
+    await settle();
+    await vi.advanceTimersByTimeAsync(99);
+    expect(attempts.map((a) => a[0])).toEqual([1]);
+    await vi.advanceTimersByTimeAsync(1);
+    await settle();
+    await vi.advanceTimersByTimeAsync(200);
+    await settle();
+    expect(attempts).toEqual([
+      [1, "orders.eu.placed", 0],
+      [2, "orders.eu.placed", 100],
+      [3, "orders.eu.placed", 300],
+    ]);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await settle();
+    expect(attempts).toHaveLength(3);
+    const dead = broker.queue(sub.deadLetterQueue)!.messages;
+    expect(dead).toHaveLength(1);
+    expect(JSON.parse(dead[0]!.content.toString())).toEqual(order);
+    expect(dead[0]!.properties).toMatchObject({ type: "order_placed", deliveryMode: 2 });
+    expect(headersOf(dead[0]!.properties)).toMatchObject({
+      [DEAD_REASON_HEADER]: "handler_failed",
+      [DEAD_ERROR_HEADER]: "ledger unavailable",
+      [DEAD_QUEUE_HEADER]: "events.Orders.order_placed.billing",
+      [ATTEMPT_HEADER]: 3,
+      [ORIGIN_EXCHANGE_HEADER]: "events.Orders",
+      [ORIGIN_ROUTING_KEY_HEADER]: "orders.eu.placed",
+    });
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
+  });
+
+  it("acks an event whose retry succeeds, without dead-lettering it", async () => {
+    let calls = 0;
+    const sub = await bus.subscribe(placed, () => {
+      if (++calls === 1) throw new Error("once");
+    }, { group: "billing", retryDelayMs: 50 });
+    await publisher.publish(placed, order);
+    await settle();
+    await vi.advanceTimersByTimeAsync(50);
+    await settle();
+    expect(calls).toBe(2);
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
+    expect(broker.queue(sub.deadLetterQueue)!.ready).toBe(0);
+  });
+
+  it("dead-letters an invalid payload or an unreadable body at once, without calling the handler", async () => {
+    const handled: unknown[] = [];
+    const sub = await bus.subscribe(placed, (p) => void handled.push(p), { group: "billing" });
+    await rawPublish("orders.eu.placed", { orderId: 1, region: "mars", items: [] });
+    await rawPublish("orders.eu.placed", Buffer.from("{oops"));
+    await settle();
+    expect(handled).toEqual([]);
+    const dead = broker.queue(sub.deadLetterQueue)!.messages.map((m) => headersOf(m.properties));
+    expect(dead.map((h) => [h[DEAD_REASON_HEADER], h[ATTEMPT_HEADER]])).toEqual([["invalid_event", 1], ["bad_message", 1]]);
+    expect(dead[0]![DEAD_ERROR_HEADER]).toContain("/orderId");
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
+  });
+
+  it("keeps the original unacked (for redelivery) when the broker refuses the dead-letter copy", async () => {
+    const sub = await bus.subscribe(placed, () => {}, { group: "billing" });
+    broker.nackNextConfirms(1);
+    await rawPublish("orders.eu.placed", { nope: true });
+    await settle();
+    expect(broker.queue(sub.deadLetterQueue)!.ready).toBe(0);
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 1 });
+    expect(conn.lines.join("\n")).toContain("the broker will redeliver it");
+  });
+});
+
+describe("queues", () => {
+  it("a broadcast subscription's queue is server-named and exclusive, and goes away when it closes", async () => {
+    const sub = await bus.subscribe(placed, () => {});
+    expect(sub.queue).toMatch(/^amq\.gen-/);
+    expect(broker.queue(sub.queue)!.options).toMatchObject({ exclusive: true, autoDelete: true });
+    expect(sub.deadLetterQueue).toBe("events.Orders.order_placed.dead");
+    const queue = sub.queue;
+    await sub.close();
+    expect(broker.queue(queue)).toBeUndefined();
+  });
+
+  it("a broadcast subscription resumes on a new queue after the connection comes back", async () => {
+    const got: string[] = [];
+    const sub = await bus.subscribe(placed, (p) => void got.push(p.orderId));
+    const before = sub.queue;
+    conn.drop();
+    await settle();
+    expect(broker.queue(before)).toBeUndefined();
+    conn.reconnect();
+    await settle();
+    expect(sub.queue).not.toBe(before);
+    await publisher.publish(placed, order);
+    await settle();
+    expect(got).toEqual(["o-1"]);
+  });
+
+  it("close() waits for in-flight handlers, then acks and closes", async () => {
+    let release!: () => void;
+    const sub = await bus.subscribe(placed, () => new Promise<void>((r) => (release = r)), { group: "billing" });
+    await publisher.publish(placed, order);
+    await settle();
+    expect(sub.inFlight).toBe(1);
+    let closed = false;
+    const closing = sub.close().then(() => (closed = true));
+    await settle();
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0, consumers: 0 });
+  });
+});
