@@ -451,13 +451,13 @@ class ClusterImpl implements RabbitCluster {
     throw new Error(`epmd on port ${port} did not listen`);
   }
 
-  /** A detached shell that kills our process groups and removes the dir once this process is gone. */
+  /** A detached shell that kills our process groups and removes the dir once this process is gone (sh may be dash: `kill -9 -PGID`, no `--`). */
   startWatchdog(): void {
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const script = [
       `while kill -0 ${process.pid} 2>/dev/null && [ -d ${q(this.dir)} ]; do sleep 1; done`,
       `[ -d ${q(this.dir)} ] || exit 0`,
-      `for g in $(cat ${q(path.join(this.dir, "pgids"))} 2>/dev/null); do kill -9 -- -$g 2>/dev/null; done`,
+      `for g in $(cat ${q(path.join(this.dir, "pgids"))} 2>/dev/null); do kill -9 -$g 2>/dev/null; done`,
       `sleep 1; rm -rf ${q(this.dir)}`,
     ].join("\n");
     this.#watchdog = spawn("sh", ["-c", script], { detached: true, stdio: "ignore" });
@@ -550,6 +550,32 @@ function nodeConfig(seed: string | undefined): string {
 }
 
 /**
+ * Makes sure every feature flag is enabled on every node of a cluster. A node
+ * that joins the seed while the seed is still enabling its feature flags
+ * (nodes booting in parallel) can end up with some disabled, e.g.
+ * `quorum_queue`, and then refuses to declare quorum queues ("the
+ * corresponding feature flag is disabled"; seen once in ~10 starts): such a
+ * node enables them itself (`enable_feature_flag all` on it), and the result
+ * is checked. Costs one rabbitmqctl call per node, in parallel.
+ */
+async function ensureFeatureFlags(nodes: readonly NodeImpl[], log: (m: string) => void): Promise<void> {
+  const notEnabled = async (node: NodeImpl) => {
+    const rows = JSON.parse(await node.ctl(["list_feature_flags", "name", "state", "--formatter", "json", "--quiet"])) as { name: string; state: string }[];
+    return rows.filter((r) => r.state !== "enabled").map((r) => `${r.name}=${r.state}`);
+  };
+  await Promise.all(
+    nodes.map(async (node) => {
+      const before = await notEnabled(node);
+      if (before.length === 0) return;
+      log(`${node.name}: feature flags not enabled after joining: ${before.join(", ")}; enabling them`);
+      await node.ctl(["enable_feature_flag", "all"]);
+      const after = await notEnabled(node);
+      if (after.length > 0) throw new Error(`rabbit-nodes: ${node.name} still has feature flags not enabled: ${after.join(", ")}`);
+    }),
+  );
+}
+
+/**
  * Starts a private cluster of `n` nodes (default 3), all clustered, and
  * resolves once every node's broker runs. Prints how long it took when
  * `verbose`. Call `stop()` when done (an exit handler and a watchdog also
@@ -619,6 +645,7 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
     }
     // Every node must see all the others running (a single node has none: its check, ~2 s of rabbitmqctl, is skipped).
     if (n > 1) {
+      await ensureFeatureFlags(cluster.nodes, log);
       const status = JSON.parse(await seed.ctl(["cluster_status", "--formatter", "json"])) as { running_nodes?: string[] };
       const running = new Set(status.running_nodes ?? []);
       const missing = cluster.nodes.filter((x) => !running.has(x.name)).map((x) => x.name);
