@@ -23,8 +23,10 @@
  * The last case puts the client/publisher and both queue leaders on one node
  * and kills it: it reproduces a RabbitMQ quorum-queue problem (a channel whose
  * first publish to the queue happens during the leader election stays broken
- * until the killed node is back; see test/cluster/probe-stale-channel.ts) and
- * fails until warren works around it.
+ * until the killed node is back; see test/cluster/probe-stale-channel.ts).
+ * warren recovers by itself: the client retires a reply channel after 3 calls
+ * in a row time out unanswered (recovery: one call timeout), and the event bus
+ * replaces a confirm channel at its first nack and sends the event again.
  *
  * Run: npx vitest run --config vitest.cluster.config.ts
  * Skipped, saying why, where no RabbitMQ installation can start private nodes
