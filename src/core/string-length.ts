@@ -10,9 +10,10 @@
  * - `minLength: n` fails whenever `len < n`, and holds whenever `ceil(len / 2) >= n`
  *   (`len >= 2n - 1` for an integer `n`).
  *
- * Only between those bounds are code points counted, and then only when the
- * string holds a surrogate at all (one native regex scan); Ajv's own
- * `ucs2length` does the counting, so lone surrogates count as Ajv counts them.
+ * Only between those bounds are code points counted, and then only from the
+ * string's first surrogate on (found by one native regex scan; a string
+ * without any has as many code points as code units): Ajv's own `ucs2length`
+ * counts the rest, so lone surrogates count as Ajv counts them.
  * Results and error objects are exactly Ajv's (same keyword, message, params,
  * schema paths, and the same position among the string keywords, so the order
  * of errors under `allErrors` is unchanged). `$data` limits and Ajv's
@@ -52,17 +53,20 @@ function code(cxt: KeywordCxt): void {
   }
   const count = gen.scopeValue("func", { ref: ucs2length, code: _`require("ajv/dist/runtime/ucs2length").default` });
   const surrogate = gen.scopeValue("pattern", { key: "warren:string-length:surrogate", ref: SURROGATE, code: _`new RegExp(${SURROGATE.source})` });
+  // Index of the first surrogate (-1: none); the code units before it are one code point each.
+  const first = gen.let("firstSurrogate");
+  const codePoints = _`${first} + ${count}(${data}.slice(${first}))`;
   if (isMax) {
     // Fails iff codePoints > m. codePoints <= len, so len <= m passes; codePoints >= len / 2, so len > 2m fails;
     // without a surrogate codePoints === len (> m here).
     const twice = cxt.$data ? _`2 * ${schemaCode}` : _`${2 * (schema as number)}`;
-    cxt.fail$data(_`${data}.length > ${schemaCode} && (${data}.length > ${twice} || !${surrogate}.test(${data}) || ${count}(${data}) > ${schemaCode})`);
+    cxt.fail$data(_`${data}.length > ${schemaCode} && (${data}.length > ${twice} || (${first} = ${data}.search(${surrogate})) < 0 || ${codePoints} > ${schemaCode})`);
   } else {
     // Fails iff codePoints < n. codePoints >= ceil(len / 2), so len >= 2n - 1 passes (integer n; len >= 2n for any n);
     // codePoints <= len, so len < n fails; without a surrogate codePoints === len (>= n here).
     const n = schema as number;
     const bound = cxt.$data ? _`2 * ${schemaCode}` : Number.isInteger(n) ? _`${2 * n - 1}` : _`${2 * n}`;
-    cxt.fail$data(_`${data}.length < ${bound} && (${data}.length < ${schemaCode} || (${surrogate}.test(${data}) && ${count}(${data}) < ${schemaCode}))`);
+    cxt.fail$data(_`${data}.length < ${bound} && (${data}.length < ${schemaCode} || ((${first} = ${data}.search(${surrogate})) >= 0 && ${codePoints} < ${schemaCode}))`);
   }
 }
 

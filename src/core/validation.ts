@@ -7,6 +7,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.
 import addFormatsModule from "ajv-formats";
 import type { EventDescriptor, JsonSchema, MethodDescriptor } from "./descriptor.js";
 import type { ValidationIssue } from "./errors.js";
+import { useFastStringLength } from "./string-length.js";
 
 /** Returns `undefined` when `value` is valid, else every failing path. */
 export type Check = (value: unknown) => ValidationIssue[] | undefined;
@@ -32,6 +33,8 @@ export function createAjv(options: { verbose?: boolean } = {}): Ajv2020 {
   // strict: false — contracts may carry annotation keywords (e.g. `tsType`) Ajv does not know.
   const instance = new Ajv2020({ allErrors: true, strict: false, validateFormats: true, ...options });
   addFormats(instance);
+  // maxLength / minLength count code points only when a string's length cannot decide (same results and errors as Ajv's).
+  useFastStringLength(instance);
   return instance;
 }
 
