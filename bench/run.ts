@@ -162,23 +162,25 @@ interface FirstCall {
   firstMs: number;
   warmMs: number;
 }
-let firstCalls: FirstCall[] = [];
+let firstCalls: Record<"warren" | "amqplib", FirstCall[]> | undefined;
 const FIRST_CALL_RUNS = 5;
 
-async function measureFirstCalls(): Promise<FirstCall[]> {
-  const runs: FirstCall[] = [];
+/** Fresh processes calling warren's server, warren's client and a hand-written amqplib one alternating. */
+async function measureFirstCalls(): Promise<Record<"warren" | "amqplib", FirstCall[]>> {
+  const runs: Record<"warren" | "amqplib", FirstCall[]> = { warren: [], amqplib: [] };
   for (let i = 0; i < FIRST_CALL_RUNS; i++) {
-    const child = fork(path.join(here, `lib/first-call-child.${compiled ? "js" : "ts"}`), [url, queues.warren.add], {
-      execArgv: compiled ? [] : ["--import", "tsx"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    runs.push(
-      await new Promise<FirstCall>((resolve, reject) => {
+    for (const impl of ["amqplib", "warren"] as const) {
+      const child = fork(path.join(here, `lib/first-call-child.${compiled ? "js" : "ts"}`), [url, queues.warren.add, impl], {
+        execArgv: compiled ? [] : ["--import", "tsx"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      });
+      const r = await new Promise<FirstCall>((resolve, reject) => {
         child.once("message", (m: FirstCall) => resolve(m));
         child.once("exit", (code) => reject(new Error(`first-call child exited with code ${code}`)));
-      }),
-    );
-    console.log(`first call ${i + 1}: client created in ${runs.at(-1)!.ctorMs.toFixed(1)} ms, first call ${runs.at(-1)!.firstMs.toFixed(2)} ms, warm p50 ${runs.at(-1)!.warmMs.toFixed(3)} ms`);
+      });
+      runs[impl].push(r);
+      console.log(`first call ${i + 1} ${impl.padEnd(7)}: client created in ${r.ctorMs.toFixed(1)} ms, first call ${r.firstMs.toFixed(2)} ms, warm p50 ${r.warmMs.toFixed(3)} ms`);
+    }
   }
   return runs;
 }
@@ -341,15 +343,15 @@ lines.push(`| ${cpuHead.join(" | ")} |`, `|${cpuHead.map(() => " --- ").join("|"
 for (const s of summary) {
   lines.push(`| ${[s.cell.label, ...impls.flatMap((i) => [f0(s.byImpl[i].cpuPerCall.client), f0(s.byImpl[i].cpuPerCall.server), f0(s.byImpl[i].cpuPerCall.broker)])].join(" | ")} |`);
 }
-if (firstCalls.length > 0) {
-  const ctor = median(firstCalls.map((r) => r.ctorMs));
-  const first = median(firstCalls.map((r) => r.firstMs));
-  const warm = median(firstCalls.map((r) => r.warmMs));
+if (firstCalls !== undefined) {
+  const m = (impl: "warren" | "amqplib", k: keyof FirstCall) => median(firstCalls![impl].map((r) => r[k]));
   lines.push(
     "",
-    `First call of a fresh process (warren, \`Calculator.add\`, ${firstCalls.length} processes, medians): creating the generated client (validators compiled) ${f2(ctor)} ms; ` +
-      `first call ${f3(first)} ms; warm call p50 ${f3(warm)} ms; first ÷ warm **${f2(first / warm)}x** ` +
-      `(per process: ${firstCalls.map((r) => `${f2(r.firstMs)}/${f3(r.warmMs)}`).join(", ")} ms).`,
+    `First call of a fresh process to warren's Calculator server (${FIRST_CALL_RUNS} processes each, alternating; medians, ms):`,
+    "",
+    "| client | creating the client | first call | warm call p50 | first ÷ warm |",
+    "| --- | --- | --- | --- | --- |",
+    ...(["amqplib", "warren"] as const).map((impl) => `| ${impl === "warren" ? "warren (validators compiled when the generated client is created)" : "hand-written amqplib"} | ${f2(m(impl, "ctorMs"))} | ${f3(m(impl, "firstMs"))} | ${f3(m(impl, "warmMs"))} | ${f2(m(impl, "firstMs") / m(impl, "warmMs"))}x |`),
   );
 }
 lines.push("", "Per repetition (calls/s):", "");
