@@ -62,3 +62,56 @@ export class RecentRequests {
     return this.#ids.map((id, i) => ({ key: requestKey(id, this.#replyTos[i]) }));
   }
 }
+
+/**
+ * The requests delivered on one channel and not yet finished, by delivery tag:
+ * a ring of slots rather than a Map, which a set and a delete per request
+ * would rehash over and over, keeping old tables (and the requests in them)
+ * alive past the young generation. A tag whose slot is taken by an older
+ * unfinished request (a slow one among many fast ones) goes to a small
+ * overflow Map.
+ */
+export class Unfinished<T extends { readonly tag: number }> {
+  #ring: (T | undefined)[] = new Array<T | undefined>(64).fill(undefined);
+  readonly #overflow = new Map<number, T>();
+  #size = 0;
+
+  /** Records a delivered request. */
+  add(request: T): void {
+    if (this.#size * 2 >= this.#ring.length) this.#resize(this.#ring.length * 2);
+    this.#place(request);
+    this.#size++;
+  }
+
+  /** Forgets a finished request. */
+  delete(request: T): void {
+    const i = request.tag & (this.#ring.length - 1);
+    if (this.#ring[i] === request) this.#ring[i] = undefined;
+    else if (!this.#overflow.delete(request.tag)) return;
+    this.#size--;
+  }
+
+  /** The unfinished requests, and forgets them all. */
+  drain(): T[] {
+    const out: T[] = [];
+    for (const request of this.#ring) if (request !== undefined) out.push(request);
+    for (const request of this.#overflow.values()) out.push(request);
+    this.#ring.fill(undefined);
+    this.#overflow.clear();
+    this.#size = 0;
+    return out;
+  }
+
+  #place(request: T): void {
+    const i = request.tag & (this.#ring.length - 1);
+    if (this.#ring[i] === undefined) this.#ring[i] = request;
+    else this.#overflow.set(request.tag, request);
+  }
+
+  #resize(length: number): void {
+    const requests = this.drain();
+    this.#ring = new Array<T | undefined>(length).fill(undefined);
+    this.#size = requests.length;
+    for (const request of requests) this.#place(request);
+  }
+}

@@ -26,7 +26,7 @@ import { handleTraced } from "../core/trace.js";
 import { checksFor, type MethodChecks } from "../core/validation.js";
 import { Context } from "./context.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
-import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "./losses.js";
+import { LossLedger, MAX_LOSSES, RecentRequests, Unfinished, requestKey } from "./losses.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -127,6 +127,8 @@ class Inbound {
   readonly replyTo: string | undefined;
   readonly correlationId: string | undefined;
   readonly wireName: string | undefined;
+  /** The delivery tag (per channel). */
+  readonly tag: number;
 
   constructor(
     readonly channel: WireChannel,
@@ -134,6 +136,7 @@ class Inbound {
     readonly msg: Delivery,
   ) {
     const props = msg.properties;
+    this.tag = msg.fields.deliveryTag;
     this.replyTo = typeof props.replyTo === "string" && props.replyTo !== "" ? props.replyTo : undefined;
     this.correlationId = typeof props.correlationId === "string" ? props.correlationId : undefined;
     this.wireName = typeof props.type === "string" ? props.type : undefined;
@@ -148,7 +151,7 @@ class Inbound {
 /** The state of one consumer channel: its ack batcher, the requests delivered on it and not yet finished, and the last ones finished. */
 interface ChannelState {
   readonly acks: AckBatcher;
-  readonly unfinished: Map<number, Inbound>;
+  readonly unfinished: Unfinished<Inbound>;
   /** Acked just now, so perhaps not by the broker: a reply can close the connection before the broker reads the ack behind it. */
   readonly recent: RecentRequests;
 }
@@ -180,13 +183,13 @@ class ServiceRegistration implements Registration {
         prepare: async (channel) => {
           await declareDurableQueue(channel, service, queue, queueType);
           await channel.prefetch(options.prefetch);
-          const state: ChannelState = { acks: new AckBatcher(channel), unfinished: new Map(), recent: new RecentRequests() };
+          const state: ChannelState = { acks: new AckBatcher(channel), unfinished: new Unfinished<Inbound>(), recent: new RecentRequests() };
           this.#channels.set(channel, state);
           this.#current = state;
           // What was unfinished (or only just acked) when the channel closed comes back redelivered: count the loss against each.
           channel.onClose(() => {
-            if (this.#closing === undefined) this.#losses.record([...state.unfinished.values(), ...state.recent.keys()]);
-            state.unfinished.clear();
+            const unfinished = state.unfinished.drain();
+            if (this.#closing === undefined) this.#losses.record([...unfinished, ...state.recent.keys()]);
           });
           return queue;
         },
@@ -227,7 +230,7 @@ class ServiceRegistration implements Registration {
     const state = this.#channels.get(channel)!;
     state.acks.delivered(msg.fields.deliveryTag);
     const inbound = new Inbound(channel, state.acks, msg);
-    state.unfinished.set(msg.fields.deliveryTag, inbound);
+    state.unfinished.add(inbound);
     const drop = this.#refusal(inbound);
     if (drop !== undefined) {
       this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: inbound.wireName })}: dropped a request (correlation_id ${inbound.correlationId ?? "none"}): ${drop}`);
@@ -374,7 +377,7 @@ class ServiceRegistration implements Registration {
     const tag = inbound.msg.fields.deliveryTag;
     const state = this.#channels.get(inbound.channel);
     if (state !== undefined) {
-      state.unfinished.delete(tag);
+      state.unfinished.delete(inbound);
       state.recent.add(inbound.correlationId, inbound.replyTo);
     }
     inbound.acks.done(tag, inbound.msg);
