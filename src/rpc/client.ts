@@ -1,7 +1,8 @@
 /**
- * The caller side: an {@link RpcTransport} over one AMQP channel. Requests go
- * to the service's queue with `mandatory` set; replies come back on direct
- * reply-to (or an exclusive callback queue) and are matched by correlation id.
+ * The caller side: an {@link RpcTransport} over a reply channel (replaced when
+ * it closes or stops answering). Requests go to the service's queue with
+ * `mandatory` set; replies come back on direct reply-to (or an exclusive
+ * callback queue) and are matched by correlation id.
  */
 import type { ChannelSource, Delivery, Returned, WireChannel } from "../amqp/channel-source.js";
 import { FlowControl } from "../amqp/flow.js";
