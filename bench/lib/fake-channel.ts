@@ -6,7 +6,10 @@
  */
 import type { ChannelSource, Delivery, MessageProperties, WireChannel } from "../../src/amqp/channel-source.js";
 
-/** One queue per name, shared by every fake channel; direct reply-to is just another name. */
+/** What the broker makes of `amq.rabbitmq.reply-to` (the shape RabbitMQ 3.10 gives it; servers check it). */
+const REPLY_ADDRESS = "amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAAexgAAAAFrD7ff.CNkpC+B0xBFxIy8J3iIpeg==";
+
+/** One queue per name, shared by every fake channel; direct reply-to is one more name, rewritten as the broker does. */
 export class FakeChannel implements WireChannel {
   static consumers = new Map<string, (msg: Delivery | null) => void>();
   #tag = 0;
@@ -21,10 +24,11 @@ export class FakeChannel implements WireChannel {
   async bindQueue() {}
   async prefetch() {}
   async consume(queue: string, cb: (msg: Delivery | null) => void) {
-    FakeChannel.consumers.set(queue, cb);
+    FakeChannel.consumers.set(queue === "amq.rabbitmq.reply-to" ? REPLY_ADDRESS : queue, cb);
     return `ctag-${++this.#tag}`;
   }
-  publish(_exchange: string, routingKey: string, content: Buffer, properties: MessageProperties) {
+  publish(_exchange: string, routingKey: string, content: Buffer, props: MessageProperties) {
+    const properties = props.replyTo === "amq.rabbitmq.reply-to" ? { ...props, replyTo: REPLY_ADDRESS } : props;
     const cb = FakeChannel.consumers.get(routingKey);
     const msg: Delivery = { content, properties, fields: { redelivered: false, deliveryTag: ++this.#tag, exchange: "", routingKey } };
     if (cb) queueMicrotask(() => cb(msg));

@@ -141,8 +141,13 @@ export class CallTable {
 
   /** The pending call with correlation id `id`, if any. */
   find(id: string): Call | undefined {
-    if (!id.startsWith(this.#prefix)) return undefined;
-    return this.#byId.get(id, parseInt(id.slice(this.#prefix.length), 36));
+    // The counter read off the id's base-36 digits in place (no slice, no parseInt); the index then compares the whole id.
+    let seq = 0;
+    for (let i = this.#prefix.length; i < id.length; i++) {
+      const c = id.charCodeAt(i);
+      seq = seq * 36 + (c <= 57 ? c - 48 : c - 87);
+    }
+    return this.#byId.get(id, seq | 0);
   }
 
   /** Makes `call` (new or retrying) pending under its current correlation id, due `dueInMs` from now. */

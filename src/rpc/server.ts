@@ -132,7 +132,8 @@ class Inbound {
 
   constructor(
     readonly channel: WireChannel,
-    readonly acks: AckBatcher,
+    /** The state of the channel it came on: its acks, unfinished and recent requests. */
+    readonly state: ChannelState,
     readonly msg: Delivery,
   ) {
     const props = msg.properties;
@@ -166,6 +167,8 @@ class ServiceRegistration implements Registration {
   /** The state of the current channel, whose acks are flushed before a graceful close. */
   #current: ChannelState | undefined;
   readonly #losses = new LossLedger();
+  /** The last reply_to that passed {@link replyToProblem}. */
+  #checkedReplyTo: string | undefined;
 
   constructor(
     readonly service: string,
@@ -229,7 +232,7 @@ class ServiceRegistration implements Registration {
   #onDelivery(channel: WireChannel, msg: Delivery): void {
     const state = this.#channels.get(channel)!;
     state.acks.delivered(msg.fields.deliveryTag);
-    const inbound = new Inbound(channel, state.acks, msg);
+    const inbound = new Inbound(channel, state, msg);
     state.unfinished.add(inbound);
     const drop = this.#refusal(inbound);
     if (drop !== undefined) {
@@ -285,9 +288,14 @@ class ServiceRegistration implements Registration {
    * likely cost another (a poison request; see docs/FAILURES.md).
    */
   #refusal(inbound: Inbound): string | undefined {
-    if (inbound.replyTo === undefined) return "it came without reply_to";
-    const problem = replyToProblem(inbound.replyTo);
-    if (problem !== undefined) return problem;
+    const replyTo = inbound.replyTo;
+    if (replyTo === undefined) return "it came without reply_to";
+    // A caller sends all its requests with one reply_to: checked once, remembered (a string compare per request).
+    if (replyTo !== this.#checkedReplyTo) {
+      const problem = replyToProblem(replyTo);
+      if (problem !== undefined) return problem;
+      this.#checkedReplyTo = replyTo;
+    }
     if (inbound.msg.fields.redelivered && this.#losses.count(inbound.key) >= MAX_LOSSES) {
       return `it was unfinished when the channel was lost ${MAX_LOSSES} times; not running it again`;
     }
@@ -374,13 +382,10 @@ class ServiceRegistration implements Registration {
 
   /** The request is done with (replied to or dropped on purpose): ack it. */
   #finish(inbound: Inbound): void {
-    const tag = inbound.msg.fields.deliveryTag;
-    const state = this.#channels.get(inbound.channel);
-    if (state !== undefined) {
-      state.unfinished.delete(inbound);
-      state.recent.add(inbound.correlationId, inbound.replyTo);
-    }
-    inbound.acks.done(tag, inbound.msg);
+    const state = inbound.state;
+    state.unfinished.delete(inbound);
+    state.recent.add(inbound.correlationId, inbound.replyTo);
+    state.acks.done(inbound.tag, inbound.msg);
   }
 
   #unexpected(wireName: string | undefined, err: unknown): Reply {
