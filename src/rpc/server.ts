@@ -23,10 +23,11 @@ import {
   tryEncodeBody,
 } from "../core/protocol.js";
 import { handleTraced } from "../core/trace.js";
+import { SlotIndex } from "../core/slot-index.js";
 import { checksFor, type MethodChecks } from "../core/validation.js";
 import { Context } from "./context.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
-import { LossLedger, MAX_LOSSES, RecentRequests, Unfinished, requestKey } from "./losses.js";
+import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "./losses.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -152,7 +153,8 @@ class Inbound {
 /** The state of one consumer channel: its ack batcher, the requests delivered on it and not yet finished, and the last ones finished. */
 interface ChannelState {
   readonly acks: AckBatcher;
-  readonly unfinished: Unfinished<Inbound>;
+  /** By delivery tag, in a {@link SlotIndex} (no Map churn per request). */
+  readonly unfinished: SlotIndex<Inbound>;
   /** Acked just now, so perhaps not by the broker: a reply can close the connection before the broker reads the ack behind it. */
   readonly recent: RecentRequests;
 }
@@ -186,7 +188,7 @@ class ServiceRegistration implements Registration {
         prepare: async (channel) => {
           await declareDurableQueue(channel, service, queue, queueType);
           await channel.prefetch(options.prefetch);
-          const state: ChannelState = { acks: new AckBatcher(channel), unfinished: new Unfinished<Inbound>(), recent: new RecentRequests() };
+          const state: ChannelState = { acks: new AckBatcher(channel), unfinished: new SlotIndex<Inbound>((request) => request.tag), recent: new RecentRequests() };
           this.#channels.set(channel, state);
           this.#current = state;
           // What was unfinished (or only just acked) when the channel closed comes back redelivered: count the loss against each.

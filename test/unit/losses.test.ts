@@ -1,10 +1,11 @@
 /** src/rpc/losses.ts: the loss ledger, the recent-requests ring and the unfinished-requests index a server counts poison requests with. */
 import { describe, expect, it } from "vitest";
-import { LossLedger, MAX_LOSSES, RecentRequests, Unfinished, requestKey } from "../../src/rpc/losses.js";
+import { SlotIndex } from "../../src/core/slot-index.js";
+import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "../../src/rpc/losses.js";
 
-describe("Unfinished", () => {
+describe("SlotIndex", () => {
   it("returns exactly the requests not yet finished, whatever the order, with slow ones outliving thousands of fast ones", () => {
-    const index = new Unfinished<{ tag: number }>();
+    const index = new SlotIndex<{ tag: number }>((r) => r.tag);
     const slow = [{ tag: 1 }, { tag: 2 }];
     for (const r of slow) index.add(r);
     const fast: { tag: number }[] = [];
