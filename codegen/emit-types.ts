@@ -37,9 +37,21 @@ function typeSchema(schema: Schema): JSONSchema {
       out[keyword] = Object.fromEntries(Object.entries(value).map(([k, s]) => [k, typeSchema(s as Schema)]));
     } else out[keyword] = value;
   }
+  if (isEmptyClosedObject(schema)) out.tsType = "Record<string, never>";
   const { tsType, description } = out as { tsType?: string; description?: string };
   if (tsType !== undefined) return description === undefined ? { tsType } : { tsType, description };
   return out as JSONSchema;
+}
+
+/**
+ * An object schema that admits only `{}`: it forbids additional properties and
+ * declares none. json-schema-to-typescript would print `{}`, a type every
+ * non-null value (a string, an array) satisfies.
+ */
+function isEmptyClosedObject(schema: { readonly [keyword: string]: unknown }): boolean {
+  if (schema.additionalProperties !== false || schema.type !== "object") return false;
+  const declared = ["properties", "patternProperties", "allOf", "anyOf", "oneOf", "$ref", "if", "dependentSchemas", "enum", "const"];
+  return declared.every((k) => schema[k] === undefined || (k === "properties" && Object.keys(schema[k] as object).length === 0));
 }
 
 /** TypeScript declarations of named schemas, in order. */

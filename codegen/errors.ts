@@ -1,7 +1,17 @@
 /**
- * Errors of the generator. Every refusal names the file, a JSON pointer into it
- * and the reason; the CLI prints them one per line, never with a stack.
+ * Errors of the generator. Every refusal names the file, its line and column,
+ * a JSON pointer into it and the reason; the CLI prints them one per line,
+ * never with a stack.
  */
+
+/** A 1-based line and column in a contract file. */
+export interface Position {
+  readonly line: number;
+  readonly column: number;
+}
+
+/** Where a JSON pointer of a file starts, when known. */
+export type Locator = (file: string, pointer: string) => Position | undefined;
 
 /** One problem in one contract file. */
 export class CodegenError extends Error {
@@ -9,10 +19,10 @@ export class CodegenError extends Error {
   readonly file: string;
   /** JSON pointer into the file (`""` for the whole file), or a `line:column` position for syntax errors. */
   readonly pointer: string;
-  /** 1-based line and column, for JSON syntax errors. */
-  readonly position: { readonly line: number; readonly column: number } | undefined;
+  /** 1-based line and column: of the pointer's value (or the nearest enclosing one), or of a JSON syntax error. */
+  readonly position: Position | undefined;
 
-  constructor(file: string, pointer: string, message: string, position?: { line: number; column: number }) {
+  constructor(file: string, pointer: string, message: string, position?: Position) {
     super(message);
     this.name = "CodegenError";
     this.file = file;
@@ -20,10 +30,22 @@ export class CodegenError extends Error {
     this.position = position;
   }
 
-  /** `schemas/x.service.json#/methods/add/request: reason`, or `file:line:col: reason` for syntax errors. */
+  /**
+   * `schemas/x.service.json:12:9 #/methods/add/request: reason`; for the
+   * whole file or a syntax error `file:line:col: reason`; without a position
+   * `file#pointer: reason`.
+   */
   format(): string {
-    if (this.position) return `${this.file}:${this.position.line}:${this.position.column}: ${this.message}`;
-    return `${this.file}#${this.pointer}: ${this.message}`;
+    if (this.position === undefined) return `${this.file}#${this.pointer}: ${this.message}`;
+    const at = `${this.file}:${this.position.line}:${this.position.column}`;
+    return this.pointer === "" ? `${at}: ${this.message}` : `${at} #${this.pointer}: ${this.message}`;
+  }
+
+  /** This error with a position looked up by `locate`, unless it has one. */
+  located(locate: Locator | undefined): CodegenError {
+    if (this.position !== undefined || locate === undefined) return this;
+    const position = locateNearest(locate, this.file, this.pointer);
+    return position === undefined ? this : new CodegenError(this.file, this.pointer, this.message, position);
   }
 }
 
@@ -42,8 +64,16 @@ export class CodegenErrors extends Error {
 export class ErrorSink {
   readonly errors: CodegenError[] = [];
 
+  /** `locate` gives each error the line and column of its pointer. */
+  constructor(private readonly locate?: Locator) {}
+
   add(file: string, pointer: string, message: string): void {
-    this.errors.push(new CodegenError(file, pointer, message));
+    this.errors.push(new CodegenError(file, pointer, message).located(this.locate));
+  }
+
+  /** Adds an error made elsewhere, locating it if it has no position. */
+  push(error: CodegenError): void {
+    this.errors.push(error.located(this.locate));
   }
 
   /** Throws a {@link CodegenErrors} if anything was collected. */
@@ -55,4 +85,12 @@ export class ErrorSink {
 /** Appends one reference token to a JSON pointer, escaping `~` and `/` (RFC 6901). */
 export function pointerJoin(pointer: string, token: string | number): string {
   return `${pointer}/${String(token).replace(/~/g, "~0").replace(/\//g, "~1")}`;
+}
+
+/** The position of `pointer`, else of its nearest enclosing value that has one. */
+function locateNearest(locate: Locator, file: string, pointer: string): Position | undefined {
+  for (let p = pointer; ; p = p.slice(0, p.lastIndexOf("/"))) {
+    const position = locate(file, p);
+    if (position !== undefined || p === "") return position;
+  }
 }

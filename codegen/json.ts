@@ -4,7 +4,7 @@
  * name would otherwise silently replace the first) and refuses the key
  * `__proto__`, which would set an object's prototype in generated code.
  */
-import { CodegenError, pointerJoin } from "./errors.js";
+import { CodegenError, pointerJoin, type Position } from "./errors.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -13,17 +13,39 @@ export function parseJson(text: string, file: string): unknown {
   return new Parser(text, file).parseDocument();
 }
 
+/** A parsed document and where each of its values starts. */
+export interface ParsedDocument {
+  readonly value: unknown;
+  /**
+   * JSON pointer -> 1-based line and column: of the member's key for an
+   * object member, of the value itself for an array element and the root.
+   */
+  readonly positions: ReadonlyMap<string, Position>;
+}
+
+/** {@link parseJson} that also records the position of every value, for messages. */
+export function parseJsonDocument(text: string, file: string): ParsedDocument {
+  const parser = new Parser(text, file, new Map());
+  const value = parser.parseDocument();
+  return { value, positions: parser.positions! };
+}
+
 const ESCAPES: Record<string, string> = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
 
 class Parser {
   #i = 0;
+  /** Start of each line after the first, filled on demand for positions. */
+  #lineStarts: number[] | undefined;
   constructor(
     private readonly text: string,
     private readonly file: string,
+    readonly positions?: Map<string, Position>,
   ) {}
 
   parseDocument(): Json {
     if (this.text.charCodeAt(0) === 0xfeff) this.#i = 1;
+    this.ws();
+    this.positions?.set("", this.position(this.#i));
     const value = this.value("");
     this.ws();
     if (this.#i < this.text.length) this.fail("unexpected text after the JSON value");
@@ -70,10 +92,11 @@ class Parser {
       const keyAt = this.#i;
       const key = this.string();
       const child = pointerJoin(pointer, key);
-      if (key === "__proto__") throw new CodegenError(this.file, child, 'the key "__proto__" is not allowed');
+      const first = this.positions?.get(child);
+      if (!Object.hasOwn(out, key)) this.positions?.set(child, this.position(keyAt));
+      if (key === "__proto__") throw new CodegenError(this.file, child, 'the key "__proto__" is not allowed', this.position(keyAt));
       if (Object.hasOwn(out, key)) {
-        const { line } = this.position(keyAt);
-        throw new CodegenError(this.file, child, `duplicate key "${key}" (line ${line}); JSON keeps only the last one`);
+        throw new CodegenError(this.file, child, `duplicate key "${key}"${first === undefined ? "" : ` (first at line ${first.line})`}; JSON keeps only the last one`, this.position(keyAt));
       }
       this.ws();
       if (this.text[this.#i] !== ":") this.fail("expected ':' after the property name");
@@ -86,9 +109,20 @@ class Parser {
     }
   }
 
-  private position(at: number): { line: number; column: number } {
-    const before = this.text.slice(0, at);
-    return { line: before.split("\n").length, column: at - before.lastIndexOf("\n") };
+  private position(at: number): Position {
+    if (this.#lineStarts === undefined) {
+      this.#lineStarts = [0];
+      for (let i = this.text.indexOf("\n"); i >= 0; i = this.text.indexOf("\n", i + 1)) this.#lineStarts.push(i + 1);
+    }
+    const starts = this.#lineStarts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: at - starts[lo]! + 1 };
   }
 
   private array(pointer: string): Json {
@@ -100,7 +134,12 @@ class Parser {
       return out;
     }
     for (;;) {
-      out.push(this.value(pointerJoin(pointer, out.length)));
+      const child = pointerJoin(pointer, out.length);
+      if (this.positions) {
+        this.ws();
+        this.positions.set(child, this.position(this.#i));
+      }
+      out.push(this.value(child));
       this.ws();
       const c = this.text[this.#i++];
       if (c === "]") return out;

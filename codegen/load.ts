@@ -7,8 +7,10 @@ import path from "node:path";
 import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
 import { createAjv } from "../src/core/validation.js";
 import metaSchema from "./service.schema.json" with { type: "json" };
-import { CodegenError, ErrorSink, pointerJoin } from "./errors.js";
-import { parseJson } from "./json.js";
+import { CodegenError, ErrorSink, pointerJoin, type Locator, type Position } from "./errors.js";
+import { parseJsonDocument } from "./json.js";
+import { checkSchema } from "./strict.js";
+import { didYouMean } from "./suggest.js";
 
 /** A parsed contract file. */
 export interface LoadedFile {
@@ -18,6 +20,8 @@ export interface LoadedFile {
   readonly key: string;
   /** The parsed JSON. */
   readonly doc: Record<string, unknown>;
+  /** Where each JSON pointer of the file starts, for messages. */
+  readonly positions: ReadonlyMap<string, Position>;
 }
 
 /** Every contract file under a schemas directory. */
@@ -26,6 +30,8 @@ export interface Loaded {
   readonly services: LoadedFile[];
   /** Every other `*.json` file (shared types, e.g. `common/geometry.json`), by key. */
   readonly shared: ReadonlyMap<string, LoadedFile>;
+  /** Line and column of a pointer in a loaded file (by its display path). */
+  readonly locate: Locator;
 }
 
 const SERVICE_SUFFIX = ".service.json";
@@ -36,13 +42,19 @@ export function toPosix(p: string): string {
   return p.split(path.sep).join("/");
 }
 
-/** Loads and meta-checks every contract under `schemasDir`; throws `CodegenErrors` listing every bad file. */
+/**
+ * Loads and checks every contract under `schemasDir`: strict JSON, the
+ * meta-schema, then the strict schema checks (codegen/strict.ts); throws
+ * `CodegenErrors` listing every problem of every bad file.
+ */
 export async function loadSchemas(schemasDir: string, cwd: string): Promise<Loaded> {
   const root = path.resolve(cwd, schemasDir);
   const files = await listJsonFiles(root).catch((cause: NodeJS.ErrnoException) => {
     throw new CodegenError(toPosix(path.relative(cwd, root)) || ".", "", `cannot read the schemas directory: ${cause.code ?? cause.message}`);
   });
-  const sink = new ErrorSink();
+  const positions = new Map<string, ReadonlyMap<string, Position>>();
+  const locate: Locator = (file, pointer) => positions.get(file)?.get(pointer);
+  const sink = new ErrorSink(locate);
   const services: LoadedFile[] = [];
   const shared = new Map<string, LoadedFile>();
   const validators = getValidators();
@@ -50,16 +62,23 @@ export async function loadSchemas(schemasDir: string, cwd: string): Promise<Load
     const key = toPosix(path.relative(root, abs));
     const display = toPosix(path.relative(cwd, abs));
     const isService = key.endsWith(SERVICE_SUFFIX);
-    let doc: unknown;
+    let parsed;
     try {
-      doc = parseJson(await readFile(abs, "utf8"), display);
+      parsed = parseJsonDocument(await readFile(abs, "utf8"), display);
     } catch (error) {
       if (!(error instanceof CodegenError)) throw error;
-      sink.errors.push(error);
+      sink.push(error);
       continue;
     }
+    const doc = parsed.value;
+    positions.set(display, parsed.positions);
     if (isService && !/^[A-Za-z0-9._-]+$/.test(path.basename(key))) {
       sink.add(display, "", "service file names may only contain letters, digits, '.', '_' and '-'");
+      continue;
+    }
+    if (!isService && looksLikeService(doc)) {
+      const base = path.basename(key).replace(/(\.services?)?\.json$/i, "");
+      sink.add(display, "", `this looks like a service contract, but only files ending in ${SERVICE_SUFFIX} are read as services (other .json files hold shared types); rename it to ${base}${SERVICE_SUFFIX}`);
       continue;
     }
     const validate = isService ? validators.service : validators.shared;
@@ -67,12 +86,34 @@ export async function loadSchemas(schemasDir: string, cwd: string): Promise<Load
       for (const e of describeAjvErrors(validate.errors ?? []).slice(0, MAX_ERRORS_PER_FILE)) sink.add(display, e.pointer, e.message);
       continue;
     }
-    const file = { display, key, doc: doc as Record<string, unknown> };
+    const file = { display, key, doc: doc as Record<string, unknown>, positions: parsed.positions };
+    const before = sink.errors.length;
+    for (const [pointer, schema] of contractSchemas(file.doc)) checkSchema(schema, display, pointer, sink);
+    if (sink.errors.length - before > MAX_ERRORS_PER_FILE) sink.errors.splice(before + MAX_ERRORS_PER_FILE);
     if (isService) services.push(file);
     else shared.set(key, file);
   }
   sink.throwIfAny();
-  return { services, shared };
+  return { services, shared, locate };
+}
+
+/** A shared-types file carries only `$defs`; one with `service`, `methods` or `events` was meant as a service. */
+function looksLikeService(doc: unknown): boolean {
+  return typeof doc === "object" && doc !== null && ["service", "methods", "events"].some((k) => Object.hasOwn(doc, k));
+}
+
+/** Every schema a contract file holds, with its pointer: `$defs`, and a service's requests, responses, error data and event payloads. */
+export function contractSchemas(doc: Record<string, unknown>): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  const entries = (value: unknown) => (typeof value === "object" && value !== null ? Object.entries(value as Record<string, Record<string, unknown>>) : []);
+  for (const [name, schema] of entries(doc.$defs)) out.push([pointerJoin("/$defs", name), schema]);
+  for (const [name, m] of entries(doc.methods)) {
+    const at = pointerJoin("/methods", name);
+    out.push([`${at}/request`, m.request], [`${at}/response`, m.response]);
+    for (const [code, e] of entries(m.errors)) if (e.data !== undefined) out.push([`${pointerJoin(`${at}/errors`, code)}/data`, e.data]);
+  }
+  for (const [name, e] of entries(doc.events)) out.push([`${pointerJoin("/events", name)}/payload`, e.payload]);
+  return out;
 }
 
 async function listJsonFiles(dir: string): Promise<string[]> {
@@ -121,8 +162,11 @@ function describeAjvError(e: ErrorObject): { pointer: string; message: string } 
     return { pointer: pointerJoin(e.instancePath, e.propertyName), message: withHint(`name "${e.propertyName}" ${e.message ?? "is invalid"}`) };
   }
   switch (e.keyword) {
-    case "additionalProperties":
-      return { pointer: pointerJoin(e.instancePath, String(params.additionalProperty)), message: "unknown property (not allowed here)" };
+    case "additionalProperties": {
+      const name = String(params.additionalProperty);
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      return { pointer: pointerJoin(e.instancePath, name), message: `unknown property "${name}" (not allowed here)${didYouMean(name, known)}` };
+    }
     case "required":
       return { pointer: e.instancePath, message: `missing required property "${String(params.missingProperty)}"` };
     case "enum":

@@ -9,6 +9,7 @@ import { defaultExchange, defaultQueue } from "../src/core/descriptor.js";
 import { placeholders } from "../src/core/routing.js";
 import { Bundler, defsOf, pureRefName, type NamedSchema, type Schema } from "./bundle.js";
 import { ErrorSink, pointerJoin } from "./errors.js";
+import { checkValues } from "./strict.js";
 import type { Loaded, LoadedFile } from "./load.js";
 import {
   RESERVED_METHOD_NAMES,
@@ -100,10 +101,12 @@ export interface Model {
 
 /** Builds the model or throws `CodegenErrors` listing every problem found. */
 export function buildModel(loaded: Loaded): Model {
-  const sink = new ErrorSink();
+  const sink = new ErrorSink(loaded.locate);
   const bundler = new Bundler(loaded, sink);
   const services = loaded.services.map((file) => buildService(file, bundler, sink));
   checkAcrossServices(services, bundler.sharedDefs, sink);
+  // default and examples values are checked once every $ref resolves.
+  if (sink.errors.length === 0) checkDefaultsAndExamples(services, bundler.sharedDefs, sink);
   sink.throwIfAny();
   return { services, shared: bundler.sharedDefs, sharedFiles: [...loaded.shared.keys()] };
 }
@@ -230,6 +233,23 @@ function buildService(file: LoadedFile, bundler: Bundler, sink: ErrorSink): Serv
     exchange,
     events,
   };
+}
+
+/** Every `default` and `examples` value validates against the schema it sits in. */
+function checkDefaultsAndExamples(services: readonly ServiceModel[], shared: readonly NamedSchema[], sink: ErrorSink): void {
+  const sharedDefs = Object.fromEntries(shared.map((d) => [d.name, d.schema]));
+  for (const d of shared) checkValues(d.schema, sharedDefs, d.file, d.pointer, sink);
+  for (const s of services) {
+    const defs = { ...sharedDefs, ...Object.fromEntries(s.ownDefs.map((d) => [d.name, d.schema])) };
+    for (const d of s.ownDefs) checkValues(d.schema, defs, s.file, d.pointer, sink);
+    for (const m of s.methods) {
+      const at = pointerJoin("/methods", m.wireName);
+      checkValues(m.request, defs, s.file, `${at}/request`, sink);
+      checkValues(m.response, defs, s.file, `${at}/response`, sink);
+      for (const e of m.errors) if (e.data !== undefined) checkValues(e.data, defs, s.file, `${pointerJoin(`${at}/errors`, e.code)}/data`, sink);
+    }
+    for (const e of s.events) checkValues(e.payload, defs, s.file, `${pointerJoin("/events", e.wireName)}/payload`, sink);
+  }
 }
 
 /**

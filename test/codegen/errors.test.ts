@@ -13,20 +13,25 @@ afterAll(() => rm(path.join(TMP, "errors"), { recursive: true, force: true }));
 const BAD: Record<string, RegExp> = {
   "invalid-json": /broken\.service\.json:4:3: invalid JSON: expected ',' or '}'/,
   "invalid-json-end": /truncated\.service\.json:2:1: invalid JSON: .*end of file/,
-  "meta-schema-violation": /bad\.service\.json#\/methods\/ok\/request\/type: must be one of "array"/,
-  "unresolved-ref-in-file": /lost\.service\.json#\/methods\/find\/request\/\$ref: unresolved \$ref "#\/\$defs\/Missing"/,
-  "unresolved-ref-cross-file": /lost\.service\.json#\/methods\/find\/request\/properties\/a\/\$ref: unresolved \$ref "common\/nope\.json/,
-  "duplicate-method-names": /dup\.service\.json#\/methods\/add: duplicate key "add"/,
-  "name-clash": /clash\.service\.json#\/methods\/addPoint: methods "add_point" and "addPoint" both become "addPoint"/,
-  "reserved-names": /reserved\.service\.json#\/methods\/then: method name "then" is reserved/,
-  "proto-key": /proto\.service\.json#\/methods\/__proto__: the key "__proto__" is not allowed/,
-  "queue-clash": /b\.service\.json#\/queue: queue "rpc\.shared" is already claimed by .*a\.service\.json/,
-  "service-name-clash": /b\.service\.json#\/service: service name "Twin" is already claimed/,
-  "nested-defs": /nested\.service\.json#\/methods\/go\/request\/tsType: "tsType" is not allowed/,
-  "event-placeholder": /shop\.service\.json#\/events\/sold\/routingKey: routing key placeholder \{region\} must name a required top-level field of the payload/,
-  "event-routing-key": /shop\.service\.json#\/events\/sold\/routingKey: must match pattern .*dot-separated words/,
-  "exchange-clash": /b\.service\.json#\/exchange: exchange "events\.shared" is already claimed by .*a\.service\.json/,
-  "event-name-clash": /clash\.service\.json#\/events\/orderCreated: events "order_created" and "orderCreated" both become "orderCreated"/,
+  "meta-schema-violation": /bad\.service\.json:\d+:\d+ #\/methods\/ok\/request\/type: must be one of "array"/,
+  "unresolved-ref-in-file": /lost\.service\.json:\d+:\d+ #\/methods\/find\/request\/\$ref: unresolved \$ref "#\/\$defs\/Missing"/,
+  "unresolved-ref-cross-file": /lost\.service\.json:\d+:\d+ #\/methods\/find\/request\/properties\/a\/\$ref: unresolved \$ref "common\/nope\.json/,
+  "duplicate-method-names": /dup\.service\.json:\d+:\d+ #\/methods\/add: duplicate key "add"/,
+  "name-clash": /clash\.service\.json:\d+:\d+ #\/methods\/addPoint: methods "add_point" and "addPoint" both become "addPoint"/,
+  "reserved-names": /reserved\.service\.json:\d+:\d+ #\/methods\/then: method name "then" is reserved/,
+  "proto-key": /proto\.service\.json:\d+:\d+ #\/methods\/__proto__: the key "__proto__" is not allowed/,
+  "queue-clash": /b\.service\.json:\d+:\d+ #\/queue: queue "rpc\.shared" is already claimed by .*a\.service\.json/,
+  "service-name-clash": /b\.service\.json:\d+:\d+ #\/service: service name "Twin" is already claimed/,
+  "nested-defs": /nested\.service\.json:\d+:\d+ #\/methods\/go\/request\/tsType: "tsType" is not allowed/,
+  "event-placeholder": /shop\.service\.json:\d+:\d+ #\/events\/sold\/routingKey: routing key placeholder \{region\} must name a required top-level field of the payload/,
+  "event-routing-key": /shop\.service\.json:\d+:\d+ #\/events\/sold\/routingKey: must match pattern .*dot-separated words/,
+  "exchange-clash": /b\.service\.json:\d+:\d+ #\/exchange: exchange "events\.shared" is already claimed by .*a\.service\.json/,
+  "event-name-clash": /clash\.service\.json:\d+:\d+ #\/events\/orderCreated: events "order_created" and "orderCreated" both become "orderCreated"/,
+  "unknown-keyword": /library\.service\.json:13:21 #\/methods\/lend\/request\/properties\/isbn\/typ: unknown keyword "typ"; did you mean "type"\?/,
+  "required-not-in-properties": /library\.service\.json:10:30 #\/methods\/lend\/request\/required\/1: required property "membr" is not in "properties" and additionalProperties is false, so no value can pass; did you mean "member"\?/,
+  "unknown-format": /library\.service\.json:8:81 #\/methods\/lend\/request\/properties\/due\/format: unknown format "date-tme"; did you mean "date-time"\?/,
+  "bad-default-example": /library\.service\.json:14:69 #\/methods\/lend\/request\/properties\/days\/default: default 30 does not match its schema: must be <= 28/,
+  "misnamed-service-file": /library\.json:1:1: this looks like a service contract, but only files ending in \.service\.json are read as services .*rename it to library\.service\.json/,
 };
 
 describe.each(Object.entries(BAD))("%s", (name, expected) => {
@@ -39,7 +44,7 @@ describe.each(Object.entries(BAD))("%s", (name, expected) => {
     const text = r.err.join("\n");
     expect(text).toMatch(expected);
     expect(text).not.toMatch(/\n\s+at |Error:/);
-    for (const line of r.err) expect(line).toMatch(/^test\/codegen\/fixtures\/[^ ]+\.json(#\/|:\d+:\d+: )/);
+    for (const line of r.err) expect(line).toMatch(/^test\/codegen\/fixtures\/[^ ]+\.json:\d+:\d+(: | #\/)/);
     expect(await listFiles(out)).toEqual([]);
     await expect(`${text}\n`).toMatchFileSnapshot(path.join(FIXTURES, name, "expected-errors.txt"));
   });

@@ -65,6 +65,22 @@ export const extra: R = { shape: { kind: "square", side: 1 }, color: "red", othe
 export const nested: R = { shape: { kind: "square", side: 1 }, color: "red", meta: { nested: {} } };
 // @ts-expect-error extra values must be numbers
 export const extraValues: R = { shape: { kind: "square", side: 1 }, color: "red", extra: { a: "x" } };
+import type { RpcTransport } from "RUNTIME";
+import { ShapesClient } from "./generated/index.js";
+declare const t: RpcTransport;
+export async function ping(): Promise<void> {
+  const c = new ShapesClient(t);
+  const r = await c.ping({});
+  r.empty satisfies Record<string, never>;
+  // @ts-expect-error an empty request is an empty object, not a string
+  await c.ping("hello");
+  // @ts-expect-error not an array
+  await c.ping([]);
+  // @ts-expect-error no property is allowed
+  await c.ping({ extra: 1 });
+  // @ts-expect-error not null
+  await c.ping(null);
+}
 `,
   "events-exchange-kinds": `
 import type { EventTransport } from "RUNTIME";
