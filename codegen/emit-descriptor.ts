@@ -57,6 +57,7 @@ export function emitDescriptor(file: SourceFile, service: ServiceModel, model: M
     name: service.name,
     version: service.version,
     queue: service.queue,
+    ...(service.unknownProperties === "reject" ? { unknownProperties: service.unknownProperties } : {}),
     description: service.description,
     ...(Object.keys(defs).length > 0 ? { defs } : {}),
   };

@@ -76,6 +76,8 @@ export interface ServiceModel {
   readonly version: string;
   readonly queue: string;
   readonly description: string;
+  /** What receivers do with unknown properties (the contract's `unknownProperties`). */
+  readonly unknownProperties: "drop" | "reject";
   /** Contract file as shown to the user (`schemas/calculator.service.json`). */
   readonly file: string;
   /** Contract file relative to the schemas directory (`calculator.service.json`). */
@@ -116,6 +118,7 @@ interface ServiceDoc {
   version: string;
   description: string;
   queue?: string;
+  unknownProperties?: "drop" | "reject";
   methods?: Record<string, MethodDoc>;
   exchange?: { name?: string; type?: ExchangeModel["type"] };
   events?: Record<string, { description: string; payload: Schema; routingKey?: string }>;
@@ -224,6 +227,7 @@ function buildService(file: LoadedFile, bundler: Bundler, sink: ErrorSink): Serv
     version: doc.version,
     queue: doc.queue ?? defaultQueue(doc.service),
     description: doc.description,
+    unknownProperties: doc.unknownProperties ?? "drop",
     file: file.display,
     key: file.key,
     names: service,

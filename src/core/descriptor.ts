@@ -91,6 +91,9 @@ export interface EventDescriptor<Payload = unknown> extends EventSpec<Payload> {
   readonly service: ServiceDescriptor;
 }
 
+/** What a receiving end does with object properties its contract does not know: `drop` (tolerant, the default) or `reject` (strict). */
+export type UnknownProperties = "drop" | "reject";
+
 /** A service as generated code writes it. */
 export interface ServiceSpec<
   M extends Record<string, MethodSpec<any, any, any>>,
@@ -98,12 +101,19 @@ export interface ServiceSpec<
 > {
   /** Service name from the contract, e.g. `Calculator`. */
   readonly name: string;
-  /** Contract version (semver), for humans and logs. */
+  /** Contract version (semver): sent with every request and event; peers on another compatibility line are refused (docs/EVOLUTION.md). */
   readonly version: string;
   /** Default request queue, e.g. `rpc.Calculator`; overridable at run time. */
   readonly queue: string;
   /** From the contract's `description`. */
   readonly description?: string;
+  /**
+   * What a receiving end does with object properties its contract does not
+   * know, where the schema forbids additional properties: `drop` them (a
+   * newer compatible contract may send them) or `reject` the message.
+   * @default "drop"
+   */
+  readonly unknownProperties?: UnknownProperties;
   /** Shared schemas that method schemas reference as `#/$defs/<name>`. */
   readonly defs?: Readonly<Record<string, JsonSchema>>;
   /** Methods keyed by their TypeScript name (e.g. `addPoint`); each carries its wire `name`. */
@@ -121,12 +131,14 @@ export interface ServiceDescriptor<
 > {
   /** Service name from the contract. */
   readonly name: string;
-  /** Contract version. */
+  /** Contract version (semver). */
   readonly version: string;
   /** Default request queue. */
   readonly queue: string;
   /** From the contract's `description`. */
   readonly description?: string;
+  /** What receivers do with unknown properties. @default "drop" */
+  readonly unknownProperties: UnknownProperties;
   /** Shared schemas (`#/$defs/<name>`); `{}` when none. */
   readonly defs: Readonly<Record<string, JsonSchema>>;
   /** Methods keyed by TypeScript name, each bound to this service. Frozen. */
@@ -196,6 +208,7 @@ export function defineService<M extends Record<string, MethodSpec<any, any, any>
     version: spec.version,
     queue: spec.queue,
     ...(spec.description === undefined ? {} : { description: spec.description }),
+    unknownProperties: spec.unknownProperties ?? "drop",
     defs: spec.defs ?? {},
     methods,
     exchange: Object.freeze({ ...(spec.exchange ?? defaultExchange(spec.name)) }),

@@ -5,7 +5,7 @@
  * @see docs/PROTOCOL.md
  */
 import { isUtf8 } from "node:buffer";
-import { SERVER_CODES, type Code } from "./codes.js";
+import { SERVER_CODES, isFrameworkCode } from "./codes.js";
 import { RpcError } from "./errors.js";
 
 /** Body content type of every request and reply. */
@@ -125,9 +125,13 @@ export function toErrorBody(value: unknown): ErrorBody | undefined {
   return { code, message: typeof message === "string" ? message : code, ...(data === undefined ? {} : { data }) };
 }
 
-/** True when `code` may appear in an error reply for a method declaring `declared` codes (caller-side codes such as `timeout` may not). */
-export function isKnownReplyCode(code: string, declared: Readonly<Record<string, unknown>>): boolean {
-  return Object.hasOwn(declared, code) || SERVER_CODES.includes(code as Code);
+/**
+ * True when `code` may appear in an error reply: an application code (declared
+ * by the caller's contract or added by a newer one) or a code servers send;
+ * not a caller-side framework code such as `timeout`.
+ */
+export function isReplyCode(code: string): boolean {
+  return !isFrameworkCode(code) || SERVER_CODES.includes(code);
 }
 
 /** The wire body of an error raised on the server; internal details only when `expose` is set. */

@@ -30,7 +30,7 @@ import {
 } from "../core/protocol.js";
 import { checkBindingKey, defaultBindingKey } from "../core/routing.js";
 import { handleTraced } from "../core/trace.js";
-import { payloadCheck } from "../core/validation.js";
+import { Invalid, payloadReceive } from "../core/validation.js";
 
 /** What an event handler knows about the event it handles. */
 export interface EventContext {
@@ -108,7 +108,7 @@ export class EventSubscription<P> implements Subscription {
     this.deadLetterQueue = options.deadLetterQueue ?? (this.#groupQueue === undefined ? `${exchange.name}.${event.name}.dead` : `${this.#groupQueue}.dead`);
     this.#what = `${describeTarget({ service: event.service.name, method: event.name })} subscriber${options.group === undefined ? "" : ` (group ${options.group})`}`;
     this.#queueType = checkQueueType(this.#what, options.queueType);
-    payloadCheck(event); // compile now, not on the first event
+    payloadReceive(event); // compile now, not on the first event
     this.#consumer = new KeptConsumer(
       this.#what,
       {
@@ -175,8 +175,8 @@ export class EventSubscription<P> implements Subscription {
     }
     const decoded = decodeBody(msg.content, props.contentType as string | undefined, this.#bus.maxMessageBytes);
     if (!decoded.ok) return this.#deadLetter(channel, msg, "bad_message", decoded.reason);
-    const issues = payloadCheck(this.#event)(decoded.value);
-    if (issues !== undefined) return this.#deadLetter(channel, msg, "invalid_event", `invalid payload: ${formatIssues(issues)}`);
+    const payload = payloadReceive(this.#event)(decoded.value);
+    if (payload instanceof Invalid) return this.#deadLetter(channel, msg, "invalid_event", `invalid payload: ${formatIssues(payload.issues)}`);
     const headers = (props.headers as Record<string, unknown> | undefined) ?? {};
     const attempt = readAttempt(headers);
     const ctx: EventContext = {
@@ -191,7 +191,7 @@ export class EventSubscription<P> implements Subscription {
       headers,
     };
     try {
-      await handleTraced(headers, this.#handler, decoded.value as P, ctx);
+      await handleTraced(headers, this.#handler, payload as P, ctx);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (attempt >= this.#limits.maxAttempts) {

@@ -17,12 +17,12 @@ import {
   ERROR_TYPE,
   RESULT_TYPE,
   decodeBody,
-  isKnownReplyCode,
+  isReplyCode,
   toErrorBody,
   tryEncodeBody,
 } from "../core/protocol.js";
 import { inheritedTrace } from "../core/trace.js";
-import { checksFor } from "../core/validation.js";
+import { Invalid, checksFor } from "../core/validation.js";
 import { Call, CallTable, canceled, targetOf, type Route } from "./call-table.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 
@@ -304,27 +304,32 @@ export class RpcClient implements RpcTransport {
       return;
     }
     if (msg.properties.type === RESULT_TYPE) {
-      const issues = pending.checks.response(decoded.value);
-      if (issues === undefined) pending.succeed(decoded.value);
-      else pending.fail(new ValidationError("invalid_response", "client", issues, pending.target));
+      const response = pending.checks.receiveResponse(decoded.value);
+      if (response instanceof Invalid) pending.fail(new ValidationError("invalid_response", "client", response.issues, pending.target));
+      else pending.succeed(response);
       return;
     }
     const target = pending.target;
     const body = msg.properties.type === ERROR_TYPE ? toErrorBody(decoded.value) : undefined;
-    if (body === undefined || !isKnownReplyCode(body.code, method.errors)) {
-      const what = body === undefined ? `reply type ${JSON.stringify(msg.properties.type)}` : `undeclared error code "${body.code}"`;
+    if (body === undefined || !isReplyCode(body.code)) {
+      const what = body === undefined ? `reply type ${JSON.stringify(msg.properties.type)}` : `error code "${body.code}", which only a caller may raise`;
       pending.fail(new RpcError("invalid_response", `${describeTarget(target)}: malformed reply (${what})`, { ...target, data: body }));
       return;
     }
     pending.fail(this.#errorFromReply(body, method, target));
   }
 
+  /**
+   * The error a reply carries: a declared one with its data checked; a
+   * framework one; or a code this contract does not know (a server on a newer
+   * compatible contract that added it), passed on as an untyped `RpcError`.
+   */
   #errorFromReply(body: { code: string; message: string; data?: unknown }, method: MethodDescriptor<any, any, any>, target: { service: string; method: string }): RpcError {
-    const dataCheck = checksFor(method).errors.get(body.code);
-    if (dataCheck !== undefined) {
-      const issues = dataCheck(body.data);
-      if (issues !== undefined) return new ValidationError("invalid_response", "client", issues, { ...target, what: `data of error "${body.code}"` });
-      return new RpcError(body.code, body.message, { ...target, data: body.data });
+    const receiveData = checksFor(method).receiveErrors.get(body.code);
+    if (receiveData !== undefined) {
+      const data = receiveData(body.data);
+      if (data instanceof Invalid) return new ValidationError("invalid_response", "client", data.issues, { ...target, what: `data of error "${body.code}"` });
+      return new RpcError(body.code, body.message, { ...target, data });
     }
     if ((body.code === "invalid_request" || body.code === "invalid_response") && isIssueList(body.data)) {
       return new ValidationError(body.code, "server", body.data.issues, target);

@@ -24,7 +24,7 @@ import {
 } from "../core/protocol.js";
 import { handleTraced } from "../core/trace.js";
 import { SlotIndex } from "../core/slot-index.js";
-import { checksFor, type MethodChecks } from "../core/validation.js";
+import { Invalid, checksFor, type MethodChecks } from "../core/validation.js";
 import { Context } from "./context.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
 import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "./losses.js";
@@ -320,9 +320,9 @@ class ServiceRegistration implements Registration {
     const method = entry.method;
     const decoded = decodeBody(msg.content, msg.properties.contentType as string | undefined, this.options.maxMessageBytes);
     if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", decoded.reason));
-    const issues = entry.checks.request(decoded.value);
-    if (issues !== undefined) return this.#errorReply(new ValidationError("invalid_request", "server", issues, { service: this.service, method: method.name }));
-    return { entry, request: decoded.value, ctx: new Context(this.service, method, correlationId, msg, deadline) };
+    const request = entry.checks.receiveRequest(decoded.value);
+    if (request instanceof Invalid) return this.#errorReply(new ValidationError("invalid_request", "server", request.issues, { service: this.service, method: method.name }));
+    return { entry, request, ctx: new Context(this.service, method, correlationId, msg, deadline) };
   }
 
   /** Replies with the handler's result once it passes the response schema (a schema check that throws is answered `internal`). */

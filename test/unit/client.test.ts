@@ -299,7 +299,15 @@ describe("validation on the client", () => {
     expect(call.error).toMatchObject({ code: "invalid_response", side: "client", issues: [{ path: "/sum" }] });
   });
 
-  it("checks a declared error's data, and refuses undeclared codes and unknown reply types", async () => {
+  it("drops response properties its contract does not know (a newer server's)", async () => {
+    const call = track(client.call(add, { a: 1, b: 2 }));
+    await settle();
+    server.reply(server.requests[0]!, RESULT_TYPE, { sum: 3, carry: 0 });
+    await settle();
+    expect(call.value).toEqual({ sum: 3 });
+  });
+
+  it("checks a declared error's data, passes on an application code its contract does not declare, and refuses caller codes and unknown reply types", async () => {
     const outcomes: (RpcError | undefined)[] = [];
     for (const [type, body] of [
       [ERROR_TYPE, { code: "division_by_zero", message: "no", data: { dividend: 4 } }],
@@ -316,7 +324,10 @@ describe("validation on the client", () => {
     }
     expect(outcomes[0]).toMatchObject({ code: "division_by_zero", data: { dividend: 4 } });
     expect(outcomes[1]).toMatchObject({ code: "invalid_response", message: expect.stringContaining('data of error "division_by_zero"') });
-    expect(outcomes.slice(2).map((e) => e?.code)).toEqual(["invalid_response", "invalid_response", "invalid_response"]);
+    // A newer compatible contract may add an error code: it arrives untyped, with its code and message.
+    expect(outcomes[2]).toBeInstanceOf(RpcError);
+    expect(outcomes[2]).toMatchObject({ code: "made_up", message: expect.stringContaining("?") });
+    expect(outcomes.slice(3).map((e) => e?.code)).toEqual(["invalid_response", "invalid_response"]);
   });
 
   it("surfaces a server-side invalid_request with its issues", async () => {

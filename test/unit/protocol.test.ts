@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RpcError } from "../../src/core/errors.js";
-import { decodeBody, encodeBody, isKnownReplyCode, readDeadline, serverErrorBody, toErrorBody } from "../../src/core/protocol.js";
+import { decodeBody, encodeBody, isReplyCode, readDeadline, serverErrorBody, toErrorBody } from "../../src/core/protocol.js";
 
 const json = "application/json";
 
@@ -38,11 +38,13 @@ describe("error bodies", () => {
     expect(toErrorBody({ code: "Not Snake", message: "x" })).toBeUndefined();
     expect(toErrorBody("internal")).toBeUndefined();
   });
-  it("accepts only server codes and declared codes from the wire", () => {
-    expect(isKnownReplyCode("internal", {})).toBe(true);
-    expect(isKnownReplyCode("overflow", { overflow: {} })).toBe(true);
-    expect(isKnownReplyCode("timeout", {})).toBe(false);
-    expect(isKnownReplyCode("toString", {})).toBe(false);
+  it("accepts server codes and application codes from the wire, not caller-side codes", () => {
+    expect(isReplyCode("internal")).toBe(true);
+    expect(isReplyCode("overflow")).toBe(true);
+    expect(isReplyCode("added_by_a_newer_contract")).toBe(true);
+    expect(isReplyCode("timeout")).toBe(false);
+    expect(isReplyCode("no_server")).toBe(false);
+    expect(isReplyCode("canceled")).toBe(false);
   });
   it("keeps internal causes off the wire unless exposed", () => {
     const err = new RpcError("internal", "internal server error", { cause: new Error("secret") });

@@ -123,13 +123,27 @@ describe("validation on the server", () => {
     await settle();
     const body = caller.received[0]!.body as { code: string; data: { issues: { path: string; message: string }[] } };
     expect(body.code).toBe("invalid_request");
-    expect(body.data.issues).toEqual(
-      expect.arrayContaining([
-        { path: "/a", message: "must be number" },
-        { path: "/b", message: "is required" },
-        { path: "/c", message: "is not allowed" },
-      ]),
-    );
+    // /c is not the contract's: a receiver drops it rather than counting it against the request.
+    expect(body.data.issues).toEqual([
+      { path: "/b", message: "is required" },
+      { path: "/a", message: "must be number" },
+    ]);
+    expect(seen).toEqual([]);
+  });
+
+  it("drops properties its contract does not know (a newer caller's) and runs the handler without them", async () => {
+    caller.send({ a: 1, b: 2, c: 3, nested: { x: 1 } });
+    await settle();
+    expect(caller.received).toEqual([{ correlationId: "c1", type: RESULT_TYPE, body: { sum: 3 } }]);
+    expect(seen.map((s) => s.request)).toEqual([{ a: 1, b: 2 }]);
+  });
+
+  it("refuses unknown properties when the contract says unknownProperties: reject", async () => {
+    const Strict = defineService({ ...Calculator, name: "StrictCalculator", queue: "rpc.StrictCalculator", unknownProperties: "reject", methods: { add: method(Calculator.methods.add) } });
+    await server.register(Strict, { add: handlers.add });
+    caller.send({ a: 1, b: 2, c: 3 }, {}, "rpc.StrictCalculator");
+    await settle();
+    expect(caller.received[0]!.body).toMatchObject({ code: "invalid_request", data: { issues: [{ path: "/c", message: "is not allowed" }] } });
     expect(seen).toEqual([]);
   });
 
