@@ -17,6 +17,8 @@ export const Code = {
   invalid_event: "invalid_event",
   /** Server: the handler threw something that is not a declared error. Details are in the server log. */
   internal: "internal",
+  /** Server or subscriber: the sender's contract version is on another compatibility line than the receiver's (e.g. 1.4.0 and 2.0.0); nothing ran. The message names both; regenerate the older side from the contract its peer runs. */
+  incompatible_version: "incompatible_version",
   /** Server: the method exists in the contract but has no implementation yet. */
   unimplemented: "unimplemented",
   /** Caller: no reply arrived within the call's deadline. The request may or may not have run. */
@@ -46,6 +48,7 @@ export const SERVER_CODES: readonly Code[] = [
   "invalid_response",
   "internal",
   "unimplemented",
+  "incompatible_version",
 ];
 
 /**

@@ -16,6 +16,12 @@ export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
 export const DEADLINE_HEADER = "x-warren-deadline";
 /** Header: protocol version of the sender. */
 export const PROTOCOL_HEADER = "x-warren-protocol";
+/**
+ * Header: the version of the contract the sender was generated from (its
+ * `version`), on requests and events. A receiver on another compatibility
+ * line refuses the message with `incompatible_version` (src/core/versions.ts).
+ */
+export const CONTRACT_VERSION_HEADER = "x-warren-contract-version";
 /** The protocol version this runtime speaks. */
 export const PROTOCOL_VERSION = 1;
 /** Reply `type` of a successful call. */
@@ -155,7 +161,7 @@ export function readDeadline(headers: Record<string, unknown> | undefined): numb
 
 /** Event header: which delivery attempt this is (1 when absent); set when a failed event is re-queued for another try. */
 export const ATTEMPT_HEADER = "x-warren-attempt";
-/** Dead-letter header: why the event was dead-lettered (`bad_message`, `invalid_event`, `handler_failed`). */
+/** Dead-letter header: why the event was dead-lettered (`bad_message`, `invalid_event`, `incompatible_version`, `handler_failed`). */
 export const DEAD_REASON_HEADER = "x-warren-dead-reason";
 /** Dead-letter header: the error text (validation issues or the handler's error message), at most 1,000 characters. */
 export const DEAD_ERROR_HEADER = "x-warren-dead-error";

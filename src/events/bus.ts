@@ -12,7 +12,7 @@ import { FlowControl } from "../amqp/flow.js";
 import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "../core/descriptor.js";
 import { RpcError, ValidationError, describeTarget, isRpcError } from "../core/errors.js";
 import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "../core/options.js";
-import { CONTENT_TYPE, tryEncodeBody } from "../core/protocol.js";
+import { CONTENT_TYPE, CONTRACT_VERSION_HEADER, tryEncodeBody } from "../core/protocol.js";
 import { routingKeyFor } from "../core/routing.js";
 import { inheritedTrace } from "../core/trace.js";
 import { payloadCheck } from "../core/validation.js";
@@ -110,7 +110,7 @@ export class EventBus implements EventTransport {
       type: event.name,
       messageId: options.messageId ?? uuidv4(),
       timestamp: Math.floor(Date.now() / 1000),
-      headers: headersWithTrace(options.headers),
+      headers: eventHeaders(options.headers, event.service.version),
     };
     const send = () => this.#send(target, exchange, routingKey, encoded.body, properties);
     // A nack says the event was not enqueued, and the nacked channel is retired: sending it once more, on a fresh channel, cannot duplicate it.
@@ -234,9 +234,7 @@ function unconfirmed(err: unknown, target: Target, exchange: string): RpcError {
   return new RpcError("connection_lost", `${what}: the broker did not confirm the event (${(err as Error).message}); it may or may not have been published`, { ...target, cause: err });
 }
 
-/** The headers of an event: the caller's, plus the trace headers of the handler publishing it unless the caller set a traceparent. */
-function headersWithTrace(headers: PublishOptions["headers"]): Record<string, unknown> | undefined {
-  const trace = inheritedTrace(headers);
-  if (trace === undefined) return headers;
-  return { ...trace, ...headers };
+/** The headers of an event: the caller's, the trace headers of the handler publishing it unless the caller set a traceparent, and the contract version. */
+function eventHeaders(headers: PublishOptions["headers"], version: string): Record<string, unknown> {
+  return { ...inheritedTrace(headers), ...headers, [CONTRACT_VERSION_HEADER]: version };
 }

@@ -22,6 +22,7 @@ import {
   ATTEMPT_HEADER,
   DEAD_ERROR_HEADER,
   DEAD_QUEUE_HEADER,
+  CONTRACT_VERSION_HEADER,
   DEAD_REASON_HEADER,
   ORIGIN_EXCHANGE_HEADER,
   ORIGIN_ROUTING_KEY_HEADER,
@@ -31,6 +32,7 @@ import {
 import { checkBindingKey, defaultBindingKey } from "../core/routing.js";
 import { handleTraced } from "../core/trace.js";
 import { Invalid, payloadReceive } from "../core/validation.js";
+import { versionSkew } from "../core/versions.js";
 
 /** What an event handler knows about the event it handles. */
 export interface EventContext {
@@ -86,6 +88,8 @@ export class EventSubscription<P> implements Subscription {
   readonly #what: string;
   #inFlight = 0;
   #skipped = 0;
+  /** Publishers' contract versions seen, and why each is refused (`undefined`: compatible). */
+  readonly #versions = new Map<string, string | undefined>();
   #idle: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -173,11 +177,13 @@ export class EventSubscription<P> implements Subscription {
       this.#skipped++;
       return settle(channel, msg);
     }
+    const headers = (props.headers as Record<string, unknown> | undefined) ?? {};
+    const skew = versionSkew(this.#event.service.name, this.#event.service.version, headers[CONTRACT_VERSION_HEADER], this.#versions);
+    if (skew !== undefined) return this.#deadLetter(channel, msg, "incompatible_version", skew);
     const decoded = decodeBody(msg.content, props.contentType as string | undefined, this.#bus.maxMessageBytes);
     if (!decoded.ok) return this.#deadLetter(channel, msg, "bad_message", decoded.reason);
     const payload = payloadReceive(this.#event)(decoded.value);
     if (payload instanceof Invalid) return this.#deadLetter(channel, msg, "invalid_event", `invalid payload: ${formatIssues(payload.issues)}`);
-    const headers = (props.headers as Record<string, unknown> | undefined) ?? {};
     const attempt = readAttempt(headers);
     const ctx: EventContext = {
       service: this.#event.service.name,

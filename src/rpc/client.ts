@@ -12,6 +12,7 @@ import { RpcError, ValidationError, describeTarget } from "../core/errors.js";
 import { callTimeout, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "../core/options.js";
 import {
   CONTENT_TYPE,
+  CONTRACT_VERSION_HEADER,
   DEADLINE_HEADER,
   DIRECT_REPLY_TO,
   ERROR_TYPE,
@@ -210,8 +211,11 @@ export class RpcClient implements RpcTransport {
         type: call.method.name,
         expiration: String(Math.max(1, deadline - now)),
         timestamp: Math.floor(now / 1000),
-        // One header only: amqplib encodes (and the server decodes) every table entry on the hot path.
-        headers: extra === undefined && trace === undefined ? { [DEADLINE_HEADER]: deadline } : { ...trace, ...extra, [DEADLINE_HEADER]: deadline },
+        // Few headers: amqplib encodes (and the server decodes) every table entry on the hot path.
+        headers:
+          extra === undefined && trace === undefined
+            ? { [DEADLINE_HEADER]: deadline, [CONTRACT_VERSION_HEADER]: call.method.service.version }
+            : { ...trace, ...extra, [DEADLINE_HEADER]: deadline, [CONTRACT_VERSION_HEADER]: call.method.service.version },
       };
       const flushed = channel.publish("", call.queue, call.body!, props, true);
       this.#calls.published(call, slot);

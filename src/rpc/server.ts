@@ -12,6 +12,7 @@ import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError, ty
 import { checkQueueType, resolveServerOptions, type QueueType, type ResolvedServerOptions, type ServerOptions } from "../core/options.js";
 import {
   CONTENT_TYPE,
+  CONTRACT_VERSION_HEADER,
   DEADLINE_HEADER,
   ERROR_TYPE,
   RESULT_TYPE,
@@ -25,6 +26,7 @@ import {
 import { handleTraced } from "../core/trace.js";
 import { SlotIndex } from "../core/slot-index.js";
 import { Invalid, checksFor, type MethodChecks } from "../core/validation.js";
+import { versionSkew } from "../core/versions.js";
 import { Context } from "./context.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
 import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "./losses.js";
@@ -96,6 +98,7 @@ export class RpcServer {
     const queueType = checkQueueType(service.name, options.queueType);
     const registration: ServiceRegistration = new ServiceRegistration(
       service.name,
+      service.version,
       options.queue ?? service.queue,
       queueType,
       this.#source,
@@ -171,9 +174,13 @@ class ServiceRegistration implements Registration {
   readonly #losses = new LossLedger();
   /** The last reply_to that passed {@link replyToProblem}. */
   #checkedReplyTo: string | undefined;
+  /** Callers' contract versions seen, and why each is refused (`undefined`: compatible). */
+  readonly #versions = new Map<string, string | undefined>();
 
   constructor(
     readonly service: string,
+    /** The contract version served. */
+    readonly version: string,
     readonly queue: string,
     queueType: QueueType,
     source: ChannelSource,
@@ -315,6 +322,15 @@ class ServiceRegistration implements Registration {
     if (typeof deadline === "number" && deadline <= Date.now()) return undefined;
     if (correlationId === undefined || correlationId === "") return this.#errorReply(new RpcError("bad_message", "the request has no correlation_id"));
     if (deadline === null) return this.#errorReply(new RpcError("bad_message", `header ${DEADLINE_HEADER} must be a number (ms since the epoch)`));
+    const theirs = (msg.properties.headers as Record<string, unknown> | undefined)?.[CONTRACT_VERSION_HEADER];
+    if (theirs !== undefined && theirs !== this.version) {
+      const known = this.#versions.has(theirs as string);
+      const skew = versionSkew(this.service, this.version, theirs, this.#versions);
+      if (skew !== undefined) {
+        if (!known) this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: inbound.wireName })}: refusing requests: ${skew}`);
+        return this.#errorReply(new RpcError("incompatible_version", skew));
+      }
+    }
     const entry = inbound.wireName === undefined ? undefined : this.methods.get(inbound.wireName);
     if (entry === undefined) return this.#errorReply(new RpcError("unknown_method", `service ${this.service} has no method ${JSON.stringify(inbound.wireName ?? null)}`));
     const method = entry.method;

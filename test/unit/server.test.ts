@@ -162,7 +162,7 @@ describe("validation on the server", () => {
   it("checks a contract at both ends: a caller with an older, looser contract gets the server's invalid_request with its issues", async () => {
     const Looser = defineService({
       name: "Calculator",
-      version: "0.9.0",
+      version: "1.0.0",
       queue: "rpc.Calculator",
       methods: { add: method<{ a: number; b?: number }, { sum: number }>({ name: "add", request: { type: "object" }, response: true }) },
     });
@@ -172,6 +172,40 @@ describe("validation on the server", () => {
     expect(err).toMatchObject({ code: "invalid_request", side: "server", issues: [{ path: "/b", message: "is required" }] });
     // ...and the full contract refuses the same request on the client, before sending.
     await expect(client.call(Calculator.methods.add, { a: 1 } as never)).rejects.toMatchObject({ code: "invalid_request", side: "client" });
+  });
+});
+
+describe("contract versions", () => {
+  const at = (version: string) =>
+    defineService({ ...Calculator, version, methods: { add: method(Calculator.methods.add) } }).methods.add;
+
+  it("serves callers on the same compatibility line (1.x with 1.0.0) and callers that send no version", async () => {
+    const client = new RpcClient(broker.connect(), { timeoutMs: 1000 });
+    await expect(client.call(at("1.7.2"), { a: 1, b: 2 })).resolves.toEqual({ sum: 3 });
+    caller.send({ a: 2, b: 2 });
+    await settle();
+    expect(caller.received.map((r) => r.body)).toEqual([{ sum: 4 }]);
+    expect(seen).toHaveLength(2);
+  });
+
+  it("refuses a caller on another compatibility line with incompatible_version naming both versions, unrun, and logs it once", async () => {
+    const warnings: string[] = [];
+    const logged = new RpcServer(broker.connect(), { logger: { warn: (m) => warnings.push(m), error: () => {} } });
+    await logged.register({ ...Calculator, queue: "rpc.Calculator2" } as typeof Calculator, handlers);
+    const client = new RpcClient(broker.connect(), { timeoutMs: 1000, queues: { Calculator: "rpc.Calculator2" } });
+    for (let i = 0; i < 3; i++) {
+      const err = await client.call(at("2.0.0"), { a: 1, b: 2 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RpcError);
+      expect(err).toMatchObject({ code: "incompatible_version", message: expect.stringMatching(/Calculator 2\.0\.0 is incompatible with .*Calculator 1\.0\.0/) });
+    }
+    expect(seen).toEqual([]);
+    expect(warnings).toEqual([expect.stringContaining("refusing requests: the sender's contract Calculator 2.0.0")]);
+    // 0.x versions promise nothing across minors.
+    const zero = new RpcServer(broker.connect());
+    await zero.register({ ...defineService({ ...Calculator, version: "0.3.1", queue: "rpc.Calculator3", methods: { add: method(Calculator.methods.add) } }) }, { add: handlers.add });
+    const zeroClient = new RpcClient(broker.connect(), { timeoutMs: 1000, queues: { Calculator: "rpc.Calculator3" } });
+    await expect(zeroClient.call(at("0.3.9"), { a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
+    await expect(zeroClient.call(at("0.4.0"), { a: 1, b: 1 })).rejects.toMatchObject({ code: "incompatible_version" });
   });
 });
 

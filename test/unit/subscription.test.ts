@@ -1,6 +1,6 @@
 /** src/events/subscription.ts over the in-memory broker: handling, retries, dead letters, skipped messages, queues. */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ATTEMPT_HEADER, CONTENT_TYPE, DEAD_ERROR_HEADER, DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, ORIGIN_EXCHANGE_HEADER, ORIGIN_ROUTING_KEY_HEADER } from "../../src/core/protocol.js";
+import { ATTEMPT_HEADER, CONTENT_TYPE, CONTRACT_VERSION_HEADER, DEAD_ERROR_HEADER, DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, ORIGIN_EXCHANGE_HEADER, ORIGIN_ROUTING_KEY_HEADER } from "../../src/core/protocol.js";
 import type { MessageProperties } from "../../src/amqp/channel-source.js";
 import { EventBus } from "../../src/events/bus.js";
 import type { EventContext } from "../../src/events/subscription.js";
@@ -137,6 +137,24 @@ describe("retries and dead letters", () => {
     expect(dead.map((h) => [h[DEAD_REASON_HEADER], h[ATTEMPT_HEADER]])).toEqual([["invalid_event", 1], ["bad_message", 1]]);
     expect(dead[0]![DEAD_ERROR_HEADER]).toContain("/orderId");
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
+  });
+
+  it("drops payload properties its contract does not know, and dead-letters an event from another compatibility line unhandled", async () => {
+    const seen: unknown[] = [];
+    const sub = await bus.subscribe(placed, (p) => void seen.push(p), { group: "billing" });
+    await rawPublish("orders.eu.placed", { ...order, coupon: "X1" }, { headers: { [CONTRACT_VERSION_HEADER]: "1.4.0" } });
+    await rawPublish("orders.eu.placed", order, { headers: { [CONTRACT_VERSION_HEADER]: "2.0.0" } });
+    await settle();
+    expect(seen).toEqual([order]);
+    const dead = broker.queue(sub.deadLetterQueue)!.messages.map((m) => headersOf(m.properties));
+    expect(dead.map((h) => h[DEAD_REASON_HEADER])).toEqual(["incompatible_version"]);
+    expect(dead[0]![DEAD_ERROR_HEADER]).toMatch(/Orders 2\.0\.0 is incompatible with this receiver's Orders 1\.0\.0/);
+  });
+
+  it("publishes with the contract version it was generated from", async () => {
+    await bus.subscribe(placed, () => {}, { group: "billing" });
+    await publisher.publish(placed, order);
+    expect(headersOf(broker.published.at(-1)!.properties)[CONTRACT_VERSION_HEADER]).toBe(Orders.version);
   });
 
   it("keeps the original unacked (for redelivery) when the broker refuses the dead-letter copy", async () => {
