@@ -44,13 +44,14 @@ function typeSchema(schema: Schema): JSONSchema {
 }
 
 /**
- * An object schema that admits only `{}`: it forbids additional properties and
- * declares none. json-schema-to-typescript would print `{}`, a type every
+ * An object schema whose type admits only `{}`: it declares no properties and
+ * forbids others (or says nothing of them, which the type rules read as
+ * forbidding). json-schema-to-typescript would print `{}`, a type every
  * non-null value (a string, an array) satisfies.
  */
 function isEmptyClosedObject(schema: { readonly [keyword: string]: unknown }): boolean {
-  if (schema.additionalProperties !== false || schema.type !== "object") return false;
-  const declared = ["properties", "patternProperties", "allOf", "anyOf", "oneOf", "$ref", "if", "dependentSchemas", "enum", "const"];
+  if (schema.type !== "object" || (schema.additionalProperties !== false && schema.additionalProperties !== undefined)) return false;
+  const declared = ["properties", "patternProperties", "unevaluatedProperties", "allOf", "anyOf", "oneOf", "$ref", "if", "dependentSchemas", "enum", "const"];
   return declared.every((k) => schema[k] === undefined || (k === "properties" && Object.keys(schema[k] as object).length === 0));
 }
 
