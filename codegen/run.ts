@@ -1,10 +1,12 @@
 /**
  * The command line: `warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH]
- * [--check] [--scaffold DIR]`. Returns an exit code; prints problems as
+ * [--check] [--scaffold DIR]`, and `warren-codegen breaking --against REF`
+ * (codegen/breaking.ts). Returns an exit code; prints problems as
  * `file#pointer: reason` lines, never a stack.
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { runBreaking } from "./breaking.js";
 import { CodegenError, CodegenErrors } from "./errors.js";
 import { DEFAULT_RUNTIME, generate } from "./generate.js";
 import { toPosix } from "./load.js";
@@ -20,6 +22,7 @@ export interface CliIo {
 }
 
 const USAGE = `usage: warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH] [--check] [--scaffold DIR]
+       warren-codegen breaking --against REF [--schemas DIR] [--check-version]   (see: warren-codegen breaking --help)
   --schemas DIR    contracts to read (default: schemas)
   --out DIR        where generated code goes (default: generated)
   --runtime PATH   runtime import as seen from <out>/<service>/ (default: ${DEFAULT_RUNTIME}; e.g. warren)
@@ -28,6 +31,7 @@ const USAGE = `usage: warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv[0] === "breaking") return runBreaking(argv.slice(1), io);
   let values;
   try {
     ({ values } = parseArgs({
