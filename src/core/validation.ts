@@ -82,7 +82,8 @@ export function checksFor(method: MethodDescriptor<any, any, any>): MethodChecks
     for (const [code, spec] of Object.entries(method.errors)) {
       const data = spec.data === undefined ? undefined : compileBoth(spec.data, defs, unknownProperties);
       errors.set(code, data?.check ?? isUndefined);
-      receiveErrors.set(code, data?.receive ?? receiveUndefined);
+      // Data on an error that declares none: a newer contract added it. Dropped, unless receiving is strict.
+      receiveErrors.set(code, data?.receive ?? (unknownProperties === "reject" ? receiveUndefined : dropData));
     }
     const request = compileBoth(method.request, defs, unknownProperties);
     const response = compileBoth(method.response, defs, unknownProperties);
@@ -140,6 +141,10 @@ function compileBoth(schema: JsonSchema, defs: Readonly<Record<string, JsonSchem
     return drop(copy) ? copy : new Invalid(toIssues(drop));
   };
   return { check, receive };
+}
+
+function dropData(): unknown {
+  return undefined;
 }
 
 function receiveUndefined(value: unknown): unknown {

@@ -307,6 +307,15 @@ describe("validation on the client", () => {
     expect(call.value).toEqual({ sum: 3 });
   });
 
+  it("drops data on a declared error whose contract declares none (a newer contract added it)", async () => {
+    const call = track(client.call(add, { a: 1, b: 2 }));
+    await settle();
+    server.reply(server.requests[0]!, ERROR_TYPE, { code: "overflow", message: "too big", data: { limit: 10 } });
+    await settle();
+    expect(call.error).toMatchObject({ code: "overflow", message: "too big" });
+    expect(call.error!.data).toBeUndefined();
+  });
+
   it("checks a declared error's data, passes on an application code its contract does not declare, and refuses caller codes and unknown reply types", async () => {
     const outcomes: (RpcError | undefined)[] = [];
     for (const [type, body] of [
