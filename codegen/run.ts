@@ -1,17 +1,22 @@
 /**
- * The command line: `warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH]
- * [--check] [--scaffold DIR]`, and `warren-codegen breaking --against REF`
- * (codegen/breaking.ts). Returns an exit code; prints problems as
- * `file#pointer: reason` lines, never a stack.
+ * The command line: `warren-codegen [--schemas DIR] [--out DIR] [--runtime
+ * PATH] [--config FILE] [--check | --watch] [--scaffold SERVICE …]`, and
+ * `warren-codegen breaking --against REF` (codegen/breaking.ts). Settings come
+ * from the flags, else `warren.config.json` (codegen/config.ts), else the
+ * defaults. Returns an exit code; prints problems as
+ * `file:line:column #pointer: reason` lines, never a stack.
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import packageJson from "./package.json" with { type: "json" };
 import { runBreaking } from "./breaking.js";
+import { CONFIG_FILE, DEFAULT_RUNTIME, regenerateCommand, resolveSettings, type Settings } from "./config.js";
 import { CodegenError, CodegenErrors } from "./errors.js";
-import { DEFAULT_RUNTIME, generate } from "./generate.js";
+import { generate } from "./generate.js";
 import { toPosix } from "./load.js";
 import type { ServiceModel } from "./model.js";
 import { writeScaffolds } from "./scaffold.js";
+import { didYouMean } from "./suggest.js";
 import { applyPlan, diffPlan, isClean } from "./write.js";
 
 /** Where the CLI reads and prints. */
@@ -21,13 +26,34 @@ export interface CliIo {
   readonly err: (line: string) => void;
 }
 
-const USAGE = `usage: warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH] [--check] [--scaffold DIR]
+/** The generator's version, from its package.json. */
+export const VERSION: string = packageJson.version;
+
+const USAGE = `usage: warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH] [--config FILE] [--check] [--scaffold SERVICE]...
        warren-codegen breaking --against REF [--schemas DIR] [--check-version]   (see: warren-codegen breaking --help)
-  --schemas DIR    contracts to read (default: schemas)
-  --out DIR        where generated code goes (default: generated)
-  --runtime PATH   runtime import as seen from <out>/<service>/ (default: ${DEFAULT_RUNTIME}; e.g. warren)
-  --check          exit 1 if <out> differs from what the contracts produce; write nothing
-  --scaffold DIR   also write a starting implementation per service into DIR (never overwrites)`;
+
+Generates typed clients, server skeletons, publishers and subscribers from JSON Schema
+service contracts (<schemas>/*.service.json) into <out>/. Settings come from the flags, else
+from ${CONFIG_FILE} (searched from the working directory upward), else the defaults.
+
+  --schemas DIR       contracts to read (default: schemas)
+  --out DIR           where generated code goes (default: generated)
+  --runtime PATH      how generated code imports the runtime, as seen from <out>/<service>/
+                      (default: ${DEFAULT_RUNTIME})
+  --config FILE       read this config file instead of searching for ${CONFIG_FILE}
+  --check             exit 1 if <out> differs from what the contracts produce; write nothing
+  --scaffold SERVICE  also write a starting implementation of SERVICE (repeatable) into the
+                      config's "scaffold" directory or --scaffold-dir (never overwrites)
+  --scaffold-dir DIR  where --scaffold writes (default: the config's "scaffold", else src/services)
+  --version           print the version
+  -h, --help          print this help
+
+examples:
+  warren-codegen                                   generate schemas/ -> generated/
+  warren-codegen --check                           in CI: fail when generated/ is stale
+  warren-codegen --scaffold Greeter                write src/services/greeter.ts once
+  warren-codegen --schemas contracts --out src/generated --runtime warren
+  warren-codegen breaking --against origin/main    classify every contract change since main`;
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -37,31 +63,39 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     ({ values } = parseArgs({
       args: [...argv],
       options: {
-        schemas: { type: "string", default: "schemas" },
-        out: { type: "string", default: "generated" },
-        runtime: { type: "string", default: DEFAULT_RUNTIME },
+        schemas: { type: "string" },
+        out: { type: "string" },
+        runtime: { type: "string" },
+        config: { type: "string" },
         check: { type: "boolean", default: false },
-        scaffold: { type: "string" },
+        scaffold: { type: "string", multiple: true },
+        "scaffold-dir": { type: "string" },
+        version: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
   } catch (error) {
-    io.err(`warren-codegen: ${(error as Error).message}\n${USAGE}`);
+    io.err(`warren-codegen: ${(error as Error).message} (see: warren-codegen --help)`);
     return 2;
   }
   if (values.help) {
     io.out(USAGE);
     return 0;
   }
-  if (values.check && values.scaffold !== undefined) {
+  if (values.version) {
+    io.out(`warren-codegen ${VERSION}`);
+    return 0;
+  }
+  const scaffold = values.scaffold ?? [];
+  if (values.check && scaffold.length > 0) {
     io.err("warren-codegen: --check and --scaffold cannot be combined (--check writes nothing)");
     return 2;
   }
   try {
-    const { model, plan } = await generate({ schemasDir: values.schemas, runtime: values.runtime, cwd: io.cwd });
-    const outDir = path.resolve(io.cwd, values.out);
-    const shownOut = toPosix(path.relative(io.cwd, outDir)) || ".";
-    const diff = await diffPlan(outDir, plan);
+    const settings = await resolveSettings({ schemas: values.schemas, out: values.out, runtime: values.runtime, config: values.config, scaffold: values["scaffold-dir"] }, io.cwd);
+    const { model, plan } = await generate({ schemasDir: settings.schemas, runtime: settings.runtime, cwd: io.cwd });
+    const shownOut = toPosix(path.relative(io.cwd, settings.out)) || ".";
+    const diff = await diffPlan(settings.out, plan);
     if (values.check) {
       if (isClean(diff)) {
         io.out(`${shownOut}/ is up to date (${plan.size} files)`);
@@ -70,22 +104,48 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       for (const [kind, files] of [["stale", diff.stale], ["missing", diff.missing], ["extra", diff.extra], ["not generated by warren", diff.foreign]] as const) {
         for (const rel of files) io.err(`${kind}: ${shownOut}/${rel}`);
       }
-      io.err(`${shownOut}/ is out of date; run: npm run codegen`);
+      io.err(`${shownOut}/ is out of date; run: ${await regenerateCommand(io.cwd)}`);
       return 1;
     }
-    await applyPlan(outDir, plan, diff);
+    const chosen = scaffoldTargets(scaffold, model.services);
+    if (typeof chosen === "string") {
+      io.err(`warren-codegen: ${chosen}`);
+      return 2;
+    }
+    await applyPlan(settings.out, plan, diff);
     const width = Math.max(0, ...model.services.map((s) => s.name.length));
     for (const s of model.services) io.out(summary(s, width, shownOut));
-    if (values.scaffold !== undefined) {
-      const written = await writeScaffolds(model.services, { cwd: io.cwd, scaffoldDir: values.scaffold, outDir: values.out, runtime: values.runtime });
-      for (const file of written) io.out(`scaffold  ${file}`);
-    }
+    if (chosen.length > 0) await scaffoldServices(chosen, settings, io);
     return 0;
   } catch (error) {
     if (error instanceof CodegenErrors) for (const e of error.errors) io.err(e.format());
     else if (error instanceof CodegenError) io.err(error.format());
     else io.err(`warren-codegen: ${(error as Error).message ?? String(error)}`);
     return 1;
+  }
+}
+
+/** The services `--scaffold` names (by contract name, or its file name), or why one is not there. */
+function scaffoldTargets(names: readonly string[], services: readonly ServiceModel[]): ServiceModel[] | string {
+  const out: ServiceModel[] = [];
+  for (const name of names) {
+    const service = services.find((s) => s.name === name || s.names.dir === name.toLowerCase());
+    if (service === undefined) {
+      const known = services.map((s) => s.name);
+      const hint = /[\\/]/.test(name) ? "; --scaffold takes a service name, the directory comes from --scaffold-dir or the config's \"scaffold\"" : didYouMean(name, known) || `; services: ${known.join(", ") || "none"}`;
+      return `--scaffold: no service named "${name}"${hint}`;
+    }
+    if (!out.includes(service)) out.push(service);
+  }
+  return out;
+}
+
+async function scaffoldServices(services: readonly ServiceModel[], settings: Settings, io: CliIo): Promise<void> {
+  const dir = settings.scaffold ?? path.resolve(io.cwd, "src/services");
+  const written = await writeScaffolds(services, { cwd: io.cwd, scaffoldDir: dir, outDir: settings.out, runtime: settings.runtime });
+  for (const s of services) {
+    const file = written.find((w) => path.basename(w) === `${s.names.dir}.ts`);
+    io.out(file === undefined ? `scaffold  ${toPosix(path.relative(io.cwd, path.join(dir, `${s.names.dir}.ts`)))} exists; left as it is` : `scaffold  ${file}`);
   }
 }
 

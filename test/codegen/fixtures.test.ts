@@ -8,7 +8,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { FIXTURES, ROOT, TMP, cli, readTree, runtimeFor } from "./helpers.js";
+import { FIXTURES, ROOT, TMP, cli, listFiles, readTree, runtimeFor } from "./helpers.js";
 import type { ServiceDescriptor } from "../../src/index.js";
 import { checksFor, payloadCheck } from "../../src/core/validation.js";
 
@@ -124,7 +124,8 @@ beforeAll(async () => {
   await rm(BASE, { recursive: true, force: true });
   for (const name of GOOD) {
     const out = outOf(name);
-    const r = await cli(["--schemas", path.join(FIXTURES, name, "schemas"), "--out", out, "--runtime", runtimeFor(out), "--scaffold", path.join(BASE, name, "impl")]);
+    const scaffolds = (await contractsOf(name)).flatMap((c) => ["--scaffold", c.service]);
+    const r = await cli(["--schemas", path.join(FIXTURES, name, "schemas"), "--out", out, "--runtime", runtimeFor(out), "--scaffold-dir", path.join(BASE, name, "impl"), ...scaffolds]);
     expect(r.err).toEqual([]);
     expect(r.code).toBe(0);
     const usage = USAGE[name];
@@ -218,9 +219,25 @@ describe("scaffold", () => {
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, "words.ts"), "// mine\n");
     const out = outOf("keyword-method-names");
-    const r = await cli(["--schemas", path.join(FIXTURES, "keyword-method-names/schemas"), "--out", out, "--runtime", runtimeFor(out), "--scaffold", dir]);
+    const r = await cli(["--schemas", path.join(FIXTURES, "keyword-method-names/schemas"), "--out", out, "--runtime", runtimeFor(out), "--scaffold-dir", dir, "--scaffold", "Words"]);
     expect(r.code).toBe(0);
-    expect(r.out.join("\n")).not.toContain("scaffold");
+    expect(r.out.at(-1)).toMatch(/^scaffold {2}.*scaffold-keep\/words\.ts exists; left as it is$/);
     expect(await readFile(path.join(dir, "words.ts"), "utf8")).toBe("// mine\n");
+  });
+
+  test("writes only the services it names, and refuses a name that is not a service", async () => {
+    const dir = path.join(BASE, "scaffold-one");
+    const out = path.join(BASE, "scaffold-one-out");
+    const schemas = path.join(FIXTURES, "events-exchange-kinds/schemas");
+    const services = (await contractsOf("events-exchange-kinds")).map((c) => c.service);
+    expect(services.length).toBeGreaterThan(1);
+    const r = await cli(["--schemas", schemas, "--out", out, "--runtime", runtimeFor(out), "--scaffold-dir", dir, "--scaffold", services[0]!]);
+    expect(r.code).toBe(0);
+    expect(await listFiles(dir)).toEqual([`${services[0]!.toLowerCase()}.ts`]);
+    const typo = await cli(["--schemas", schemas, "--out", out, "--runtime", runtimeFor(out), "--scaffold-dir", dir, "--scaffold", `${services[0]!}x`]);
+    expect(typo.code).toBe(2);
+    expect(typo.err).toEqual([`warren-codegen: --scaffold: no service named "${services[0]!}x"; did you mean "${services[0]!}"?`]);
+    const dirGiven = await cli(["--schemas", schemas, "--out", out, "--scaffold", "src/services"]);
+    expect(dirGiven.err[0]).toContain("--scaffold takes a service name");
   });
 });

@@ -1,0 +1,89 @@
+/**
+ * The generator's settings: warren.config.json found upward from the working
+ * directory (paths relative to it), flags over the file, the runtime import
+ * "warren" by default, a bad config named by file, line and pointer, hints
+ * that name a command the project has, and --version / --help.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeEach, describe, expect, test } from "vitest";
+import codegenPackage from "../../codegen/package.json" with { type: "json" };
+import { FIXTURES, cli, listFiles } from "./helpers.js";
+
+/** Outside the repository: its own warren.config.json and package.json must not be found upward. */
+const DIR = path.join(os.tmpdir(), `warren-config-${randomBytes(4).toString("hex")}`);
+const CONTRACT = path.join(FIXTURES, "keyword-method-names/schemas/words.service.json");
+
+afterAll(() => rm(DIR, { recursive: true, force: true }));
+beforeEach(async () => {
+  await rm(DIR, { recursive: true, force: true });
+  await mkdir(path.join(DIR, "contracts"), { recursive: true });
+  await mkdir(path.join(DIR, "app/src"), { recursive: true });
+  await writeFile(path.join(DIR, "contracts/words.service.json"), await readFile(CONTRACT));
+});
+
+const generatedImport = async (file: string) => /from "([^"]+)";/.exec(await readFile(file, "utf8"))![1];
+
+describe("warren.config.json", () => {
+  test("is found from a subdirectory; its paths are relative to it; generated code imports what it says", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "contracts", out: "app/gen", runtime: "@acme/warren" }));
+    const r = await cli([], path.join(DIR, "app/src"));
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(await listFiles(path.join(DIR, "app/gen"))).toContain("words/descriptor.ts");
+    expect(await generatedImport(path.join(DIR, "app/gen/words/descriptor.ts"))).toBe("@acme/warren");
+  });
+
+  test("flags override it, relative to the working directory", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "contracts", out: "app/gen", runtime: "@acme/warren" }));
+    const r = await cli(["--out", "elsewhere", "--runtime", "warren"], DIR);
+    expect(r.code).toBe(0);
+    expect(await generatedImport(path.join(DIR, "elsewhere/words/descriptor.ts"))).toBe("warren");
+    expect(await listFiles(path.join(DIR, "app/gen"))).toEqual([]);
+  });
+
+  test("without one, the runtime import is the installed package \"warren\"", async () => {
+    const r = await cli(["--schemas", "contracts"], DIR);
+    expect(r.code).toBe(0);
+    expect(await generatedImport(path.join(DIR, "generated/words/descriptor.ts"))).toBe("warren");
+  });
+
+  test("a config file with an unknown setting is refused with its line, pointer and a did-you-mean; nothing is written", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), '{\n  "schemas": "contracts",\n  "runtme": "warren"\n}\n');
+    const r = await cli([], DIR);
+    expect(r.code).toBe(1);
+    expect(r.err).toEqual(['warren.config.json:3:3 #/runtme: unknown setting "runtme"; did you mean "runtime"?']);
+    expect(await listFiles(path.join(DIR, "generated"))).toEqual([]);
+  });
+
+  test("scaffold: the config's directory, one named service", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "contracts", scaffold: "app/src/services" }));
+    const r = await cli(["--scaffold", "Words"], path.join(DIR, "app"));
+    expect(r.err).toEqual([]);
+    expect(r.out.at(-1)).toBe("scaffold  src/services/words.ts");
+    expect(await listFiles(path.join(DIR, "app/src/services"))).toEqual(["words.ts"]);
+  });
+});
+
+describe("hints name a command the project has", () => {
+  test("--check on a stale output says `npm run <the script that runs the generator>`, else npx", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "contracts" }));
+    expect((await cli([], DIR)).code).toBe(0);
+    await writeFile(path.join(DIR, "contracts/words.service.json"), (await readFile(CONTRACT, "utf8")).replace('"version": "1.0.0"', '"version": "1.0.1"'));
+    const bare = await cli(["--check"], DIR);
+    expect(bare.code).toBe(1);
+    expect(bare.err.at(-1)).toBe("generated/ is out of date; run: npx warren-codegen");
+    await writeFile(path.join(DIR, "package.json"), JSON.stringify({ scripts: { gen: "warren-codegen", "gen:check": "warren-codegen --check" } }));
+    expect((await cli(["--check"], DIR)).err.at(-1)).toBe("generated/ is out of date; run: npm run gen");
+  });
+});
+
+test("--version prints the generator's version; --help shows examples", async () => {
+  expect((await cli(["--version"])).out).toEqual([`warren-codegen ${codegenPackage.version}`]);
+  const help = (await cli(["--help"])).out.join("\n");
+  expect(help).toMatch(/^usage: warren-codegen/);
+  expect(help).toContain("examples:");
+  expect(help).toContain("warren-codegen breaking --against origin/main");
+});
