@@ -5,10 +5,10 @@
  * `ChannelSource` side) — so none of them imports another's classes.
  */
 import { AmqpConnection, dialAmqp } from "./amqp/connection.js";
-import type { ClientOptions, ConnectionOptions, EventBusOptions, ServerOptions } from "./core/options.js";
+import type { ConnectionOptions, EventBusOptions } from "./core/options.js";
 import { EventBus } from "./events/bus.js";
-import { RpcClient } from "./rpc/client.js";
-import { RpcServer } from "./rpc/server.js";
+import { RpcClient, type ClientOptions } from "./rpc/client.js";
+import { RpcServer, type ServerOptions } from "./rpc/server.js";
 
 /**
  * A connection to RabbitMQ that survives broker restarts and network faults;

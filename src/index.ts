@@ -34,7 +34,10 @@ export type { QueueType } from "./core/options.js";
 export { connect, Connection } from "./connection.js";
 export { RpcClient } from "./rpc/client.js";
 export { DEFAULT_URL, redactUrl } from "./core/options.js";
-export type { ConnectionOptions, ClientOptions, ServerOptions, EventBusOptions, SubscribeOptions, Logger } from "./core/options.js";
+export type { ConnectionOptions, EventBusOptions, SubscribeOptions, Logger } from "./core/options.js";
+export type { ClientOptions } from "./rpc/client.js";
+export type { ServerOptions } from "./rpc/server.js";
+export type { ClientInterceptor, ServerInterceptor, OutgoingCall, CallNext, HandleNext } from "./rpc/interceptors.js";
 export { isDeclaredError } from "./core/declared.js";
 export {
   CONTENT_TYPE,

@@ -19,6 +19,10 @@ export const Code = {
   internal: "internal",
   /** Server or subscriber: the sender's contract version is on another compatibility line than the receiver's (e.g. 1.4.0 and 2.0.0); nothing ran. The message names both; regenerate the older side from the contract its peer runs. */
   incompatible_version: "incompatible_version",
+  /** Server: the request carries no valid credentials (a server interceptor refused it). Nothing ran. */
+  unauthenticated: "unauthenticated",
+  /** Server: the caller is known but may not do this (a server interceptor or the handler refused it). Nothing ran, or nothing that matters. */
+  permission_denied: "permission_denied",
   /** Server: the method exists in the contract but has no implementation yet. */
   unimplemented: "unimplemented",
   /** Caller: no reply arrived within the call's deadline. The request may or may not have run. */
@@ -49,6 +53,8 @@ export const SERVER_CODES: readonly Code[] = [
   "internal",
   "unimplemented",
   "incompatible_version",
+  "unauthenticated",
+  "permission_denied",
 ];
 
 /**

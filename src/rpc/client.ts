@@ -9,7 +9,7 @@ import { FlowControl } from "../amqp/flow.js";
 import { RETRYABLE_CODES } from "../core/codes.js";
 import type { ErrorShape, MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
 import { RpcError, ValidationError, describeTarget } from "../core/errors.js";
-import { callTimeout, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from "../core/options.js";
+import { callTimeout, resolveClientOptions, type ClientOptions as BaseClientOptions, type ResolvedClientOptions } from "../core/options.js";
 import {
   CONTENT_TYPE,
   CONTRACT_VERSION_HEADER,
@@ -25,7 +25,14 @@ import {
 import { inheritedTrace } from "../core/trace.js";
 import { Invalid, checksFor } from "../core/validation.js";
 import { Call, CallTable, canceled, targetOf, type Route } from "./call-table.js";
+import { compose, type CallNext, type ClientInterceptor, type OutgoingCall } from "./interceptors.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
+
+/** Options of an {@link RpcClient}. */
+export interface ClientOptions extends BaseClientOptions {
+  /** Run around every call, the first outermost; see {@link ClientInterceptor}. @default none */
+  interceptors?: readonly ClientInterceptor[];
+}
 
 /** The client's reply channel while it is being opened (`opening`) and once open (`open` too, for the synchronous fast path). */
 interface ReplySlot extends Route {
@@ -65,13 +72,19 @@ export class RpcClient implements RpcTransport {
   /** Reply channels retired for answering nothing, open until their last call settles. */
   readonly #retired = new Set<ReplySlot>();
   readonly #flow: FlowControl;
+  /** The interceptors around {@link RpcClient.#call}, composed once; `undefined` without interceptors. */
+  readonly #chain: CallNext | undefined;
   #closed = false;
 
   /** @internal use `connection.client(options)`. */
   constructor(source: ChannelSource, options: ClientOptions = {}) {
     this.#source = source;
-    this.#options = resolveClientOptions(options, source.logger);
+    const { interceptors, ...base } = options;
+    this.#options = resolveClientOptions(base, source.logger);
     this.#flow = new FlowControl(source);
+    if (interceptors !== undefined && interceptors.length > 0) {
+      this.#chain = compose<CallNext>(interceptors, (call) => this.#call(call.method, call.request, { ...call.options, headers: call.headers }, call.startedAt));
+    }
   }
 
   /** Compiles the validators of every method of `service` now, so that no call pays for it; generated clients call this when they are created. */
@@ -95,9 +108,24 @@ export class RpcClient implements RpcTransport {
    * while their deadline allows (not after `no_server`: that answer must stay fast).
    */
   call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = NO_OPTIONS): Promise<Res> {
+    if (this.#chain === undefined) return this.#call(method, request, options, Date.now()) as Promise<Res>;
+    const call: OutgoingCall = { method, request, options, headers: { ...options.headers }, startedAt: Date.now() };
+    let outcome: Promise<unknown>;
+    try {
+      outcome = this.#chain(call);
+    } catch (err) {
+      outcome = Promise.reject(err);
+    }
+    return outcome.catch((err: unknown) => {
+      throw err instanceof RpcError ? err : new RpcError("internal", `${describeTarget(targetOf(method))}: a client interceptor failed: ${(err as Error)?.message ?? String(err)}`, { ...targetOf(method), cause: err });
+    }) as Promise<Res>;
+  }
+
+  /** One call past the interceptors; its budget runs from `startedAt`. */
+  #call(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions, startedAt: number): Promise<unknown> {
     let first: Call;
     try {
-      first = this.#prepare(method, request, options);
+      first = this.#prepare(method, request, options, startedAt);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -105,14 +133,15 @@ export class RpcClient implements RpcTransport {
       first.resolve = resolve;
       first.reject = reject;
     });
-    this.#start(first, first.timeoutMs);
-    return outcome as Promise<Res>;
+    // Calls with one timeout share a deadline list (src/rpc/deadlines.ts); one whose interceptors took a while has less left.
+    const due = first.deadline - Date.now();
+    this.#start(first, due >= first.timeoutMs - 1 ? first.timeoutMs : Math.max(0, due));
+    return outcome;
   }
 
-  /** Checks and encodes a call; throws what the caller should see. */
-  #prepare(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions): Call {
-    // The budget runs from this moment, whatever the checks below cost (docs/PROTOCOL.md).
-    const now = Date.now();
+  /** Checks and encodes a call made at `now`; throws what the caller should see. */
+  #prepare(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions, now: number): Call {
+    // The budget runs from the moment of the call, whatever the interceptors and the checks below cost (docs/PROTOCOL.md).
     if (this.#closed) throw new RpcError("canceled", `${describeTarget(targetOf(method))}: the client is closed`, targetOf(method));
     if (options.signal?.aborted) throw canceled(targetOf(method), options.signal);
     let timeoutMs: number;

@@ -7,9 +7,10 @@ import { AckBatcher } from "../amqp/acks.js";
 import type { ChannelSource, Delivery, WireChannel } from "../amqp/channel-source.js";
 import { KeptConsumer } from "../amqp/consumer.js";
 import { declareDurableQueue } from "../amqp/queues.js";
+import type { Code } from "../core/codes.js";
 import type { MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
 import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError, type ValidationIssue } from "../core/errors.js";
-import { checkQueueType, resolveServerOptions, type QueueType, type ResolvedServerOptions, type ServerOptions } from "../core/options.js";
+import { checkQueueType, resolveServerOptions, type QueueType, type ResolvedServerOptions, type ServerOptions as BaseServerOptions } from "../core/options.js";
 import {
   CONTENT_TYPE,
   CONTRACT_VERSION_HEADER,
@@ -29,6 +30,7 @@ import { Invalid, checksFor, type MethodChecks } from "../core/validation.js";
 import { versionSkew } from "../core/versions.js";
 import { Context } from "./context.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
+import { compose, type HandleNext, type ServerInterceptor } from "./interceptors.js";
 import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "./losses.js";
 
 /** Per-service options for {@link RpcServer.register}. */
@@ -59,6 +61,15 @@ export interface Registration {
 
 type AnyHandler = (request: unknown, ctx: HandlerContext<any>) => unknown;
 
+/** Options of an {@link RpcServer}. */
+export interface ServerOptions extends BaseServerOptions {
+  /** Run around every handler of every service registered on this server, the first outermost; see {@link ServerInterceptor}. @default none */
+  interceptors?: readonly ServerInterceptor[];
+}
+
+/** Codes besides the declared ones that a handler or an interceptor may refuse a request with; anything else becomes `internal`. */
+const REFUSAL_CODES: ReadonlySet<string> = new Set<Code>(["unimplemented", "unauthenticated", "permission_denied", "invalid_request"]);
+
 /** A served method: its descriptor, its handler and its compiled checks. */
 interface MethodEntry {
   readonly method: MethodDescriptor;
@@ -74,11 +85,14 @@ export class RpcServer {
   readonly #source: ChannelSource;
   readonly #options: ResolvedServerOptions;
   readonly #registrations = new Set<ServiceRegistration>();
+  readonly #interceptors: readonly ServerInterceptor[];
 
   /** @internal use `connection.server(options)`. */
   constructor(source: ChannelSource, options: ServerOptions = {}) {
     this.#source = source;
-    this.#options = resolveServerOptions(options, source.logger);
+    const { interceptors, ...base } = options;
+    this.#interceptors = interceptors ?? [];
+    this.#options = resolveServerOptions(base, source.logger);
   }
 
   /**
@@ -93,7 +107,8 @@ export class RpcServer {
       const handler = (handlers as Record<string, unknown>)[key];
       if (typeof handler !== "function") throw new TypeError(`warren: ${service.name}.${key}: no handler function was given`);
       // Compiled now, not on the first request, and kept with the method: no lookup per request.
-      byWireName.set(method.name, { method, handler: (handler as AnyHandler).bind(handlers), checks: checksFor(method) });
+      const bound: AnyHandler = (handler as AnyHandler).bind(handlers);
+      byWireName.set(method.name, { method, handler: compose<HandleNext>(this.#interceptors, bound), checks: checksFor(method) });
     }
     const queueType = checkQueueType(service.name, options.queueType);
     const registration: ServiceRegistration = new ServiceRegistration(
@@ -421,7 +436,7 @@ class ServiceRegistration implements Registration {
         this.options.logger.error(`warren: ${describeTarget(target)}: declared error "${err.code}" has invalid data: ${formatIssues(issues)}`);
         return new ValidationError("invalid_response", "server", issues, { ...target, what: `data of error "${err.code}"` });
       }
-      if (err.code === "unimplemented") return new RpcError("unimplemented", "not implemented");
+      if (REFUSAL_CODES.has(err.code)) return new RpcError(err.code, err.message, err.data === undefined ? {} : { data: err.data });
     }
     this.options.logger.error(`warren: ${describeTarget(target)}: handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return new RpcError("internal", "internal server error", { cause: err });
