@@ -40,11 +40,13 @@ export function codeBlocks(markdown: string): Block[] {
   return out;
 }
 
-/** What the README's snippets use without defining: a connection, an order's items, a billing function. */
+/** What the README's snippets use without defining: a connection, an order's items, a billing function, a token store. */
 const GLOBALS = `
 declare const conn: import("warren").Connection;
 declare const items: { sku: string; quantity: number }[];
 declare function bill(order: unknown): Promise<void>;
+declare const tokens: { current(): Promise<string> };
+declare function verify(token: string): boolean;
 `;
 
 test("every TypeScript block of the README type-checks against code generated from its contracts", async () => {
