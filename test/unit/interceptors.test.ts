@@ -16,7 +16,7 @@ const handlers: CalculatorHandlers = {
     if (divisor === 0) throw ctx.error("division_by_zero", { dividend });
     return { quotient: dividend / divisor };
   },
-  summarize: () => ({ value: 0, count: 0 }),
+  summarize: () => ({ statistic: "mean", value: 0, count: 0, label: null }),
   centroid: () => ({ x: 0, y: 0 }),
 };
 
