@@ -2,7 +2,7 @@
  * The seam between warren's logic and AMQP. `rpc/` and `events/` see the
  * broker only through these interfaces: a {@link ChannelSource} that opens
  * {@link WireChannel}s. `amqp/connection.ts` implements them over amqplib;
- * tests implement them in memory (test/helpers/fake-channel-source.ts). No
+ * tests implement them in memory (src/testing/, warren/testing). No
  * amqplib type appears here.
  */
 import type { Logger } from "../core/options.js";

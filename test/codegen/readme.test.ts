@@ -61,13 +61,19 @@ test("every TypeScript block of the README type-checks against code generated fr
   await rm(DIR, { recursive: true, force: true });
   await mkdir(path.join(DIR, "schemas"), { recursive: true });
   for (const s of services) await writeFile(path.join(DIR, "schemas", `${s.service!.toLowerCase()}.service.json`), JSON.stringify(s));
-  // The events snippet uses the repository's Orders contract.
-  await copyFile(path.join(ROOT, "schemas/orders.service.json"), path.join(DIR, "schemas/orders.service.json"));
+  // The events and testing snippets use the repository's Orders and Calculator contracts.
+  await mkdir(path.join(DIR, "schemas/common"), { recursive: true });
+  for (const file of ["orders.service.json", "calculator.service.json", "common/geometry.json"]) await copyFile(path.join(ROOT, "schemas", file), path.join(DIR, "schemas", file));
   const runtime = path.relative(path.join(DIR, "generated", "service"), path.join(ROOT, "src/index.js")).split(path.sep).join("/");
+  // The README's testing example is a test in this repository too: the same bytes but for the import of warren/testing.
+  const example = await readFile(path.join(ROOT, "test/examples/calculator.test.ts"), "utf8");
+  expect(snippets.some((b) => `${b.text}\n` === example.replace('"../../src/testing/index.js"', '"warren/testing"'))).toBe(true);
   const generated = await cli(["--schemas", path.join(DIR, "schemas"), "--out", path.join(DIR, "generated"), "--runtime", runtime]);
   expect(generated.err).toEqual([]);
 
-  const files = snippets.map((b) => `readme-line-${b.line}.ts`);
+  // A snippet that imports ../../generated/ is a test file two levels down (test/examples/), like the one in this repository.
+  const files = snippets.map((b) => `${b.text.includes('"../../generated/') ? "test/examples/" : ""}readme-line-${b.line}.ts`);
+  await mkdir(path.join(DIR, "test/examples"), { recursive: true });
   await Promise.all(snippets.map((b, i) => writeFile(path.join(DIR, files[i]!), `${b.text}\nexport {};\n`)));
   await writeFile(path.join(DIR, "globals.d.ts"), GLOBALS);
   await writeFile(
@@ -83,7 +89,7 @@ test("every TypeScript block of the README type-checks against code generated fr
         types: ["node"],
         typeRoots: [path.join(ROOT, "node_modules/@types")],
         baseUrl: ".",
-        paths: { warren: [path.join(ROOT, "src/index.ts")] },
+        paths: { warren: [path.join(ROOT, "src/index.ts")], "warren/testing": [path.join(ROOT, "src/testing/index.ts")] },
       },
       files: ["globals.d.ts", ...files],
     }),

@@ -18,23 +18,9 @@ import {
 } from "../../src/index.js";
 import { rejection } from "../helpers/outcome.js";
 import { deleteAfter, onTeardown, openConnection, recordingLogger, sleep, uniqueName, until } from "../helpers/broker.js";
+import { calculatorHandlers } from "../helpers/calculator-handlers.js";
 
-const handlers: CalculatorHandlers = {
-  add: ({ a, b }, ctx) => {
-    const sum = a + b;
-    if (!Number.isFinite(sum)) throw ctx.error("overflow");
-    return { sum };
-  },
-  divide: ({ dividend, divisor }, ctx) => {
-    if (divisor === 0) throw ctx.error("division_by_zero", { dividend });
-    return { quotient: dividend / divisor };
-  },
-  summarize: ({ values, statistic, label }) => ({ statistic, value: Math.max(...values), count: values.length, label: label ?? null }),
-  centroid: ({ points }) => ({
-    x: points.reduce((s, p) => s + p.x, 0) / points.length,
-    y: points.reduce((s, p) => s + p.y, 0) / points.length,
-  }),
-};
+const handlers: CalculatorHandlers = calculatorHandlers;
 
 interface Setup {
   conn: Connection;

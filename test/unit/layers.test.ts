@@ -1,14 +1,17 @@
 /**
  * The runtime's layers, read off the import statements of src/: arrows run one
- * way (core <- amqp <- rpc, events <- connection.ts, index.ts), there is no
- * import cycle, and only amqp/ imports amqplib (only core/ imports ajv).
+ * way (core <- amqp <- rpc, events <- connection.ts, index.ts, testing/), there is no
+ * import cycle, and only amqp/ imports amqplib (only core/ imports ajv). testing/
+ * (`warren/testing`) is a top of its own beside connection.ts and index.ts: it runs
+ * rpc/ and events/ on an in-memory broker behind the channel-source seam, and
+ * nothing in src/ imports it.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 
 const SRC = path.resolve(import.meta.dirname, "../../src");
-const RANK: Record<string, number> = { core: 0, amqp: 1, rpc: 2, events: 2, ".": 3 };
+const RANK: Record<string, number> = { core: 0, amqp: 1, rpc: 2, events: 2, ".": 3, testing: 3 };
 
 /** Every module of src/ (path relative to src/) with what it imports: relative modules and packages. */
 function modules(): Map<string, { local: string[]; packages: string[] }> {
@@ -41,12 +44,17 @@ describe("src/ layers", () => {
     expect([...graph.keys()]).toContain("amqp/channel-source.ts");
   });
 
-  it("imports only downwards: core <- amqp <- rpc, events <- the top files; rpc and events never import each other", () => {
+  it("knows the layer of every module", () => {
+    expect([...graph.keys()].filter((module) => RANK[layerOf(module)] === undefined)).toEqual([]);
+    expect([...graph.keys()]).toContain("testing/index.ts");
+  });
+
+  it("imports only downwards: core <- amqp <- rpc, events <- the top files and testing/; rpc and events never import each other, nor the top files testing/", () => {
     const wrong: string[] = [];
     for (const [module, { local }] of graph) {
       for (const dep of local) {
         const [from, to] = [layerOf(module), layerOf(dep)];
-        if (RANK[to]! > RANK[from]! || (from !== to && RANK[to] === RANK[from])) wrong.push(`${module} -> ${dep}`);
+        if (!(to in RANK) || RANK[to]! > RANK[from]! || (from !== to && RANK[to] === RANK[from])) wrong.push(`${module} -> ${dep}`);
       }
     }
     expect(wrong).toEqual([]);
@@ -57,6 +65,19 @@ describe("src/ layers", () => {
     for (const [module, { local }] of graph) {
       if (!["rpc", "events"].includes(layerOf(module))) continue;
       for (const dep of local) if (["amqp/connection.ts", "amqp/channel.ts", "amqp/internals.ts"].includes(dep)) wrong.push(`${module} -> ${dep}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it("testing/ reaches AMQP only through the channel-source seam, as rpc/ and events/ do, and only testing/ imports testing/", () => {
+    const wrong: string[] = [];
+    for (const [module, { local, packages }] of graph) {
+      const inTesting = layerOf(module) === "testing";
+      for (const dep of local) {
+        if (inTesting && layerOf(dep) === "amqp" && dep !== "amqp/channel-source.ts") wrong.push(`${module} -> ${dep}`);
+        if (!inTesting && layerOf(dep) === "testing") wrong.push(`${module} -> ${dep}`);
+      }
+      if (inTesting) for (const pkg of packages) wrong.push(`${module} imports ${pkg}`);
     }
     expect(wrong).toEqual([]);
   });
