@@ -12,7 +12,7 @@
  *   (prefetch 64, replies then acks), TCP_NODELAY on. Optional dependency.
  */
 import amqp, { type ConsumeMessage } from "amqplib";
-import { connect } from "../../src/index.js";
+import { connect, lineLogger } from "../../src/index.js";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
 import { BenchClient, serveBench } from "../../generated/bench/index.js";
 import type { Batch } from "../../generated/bench/types.js";
@@ -60,7 +60,7 @@ export interface BenchServerImpl {
 }
 
 export const PREFETCH = 64;
-const quiet = { warn: (m: string) => console.error(m), error: (m: string) => console.error(m) };
+const quiet = lineLogger((line) => console.error(line));
 
 // ---------------------------------------------------------------- baseline
 

@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
 import { RpcError } from "../core/errors.js";
+import { consoleLogger, logInfo } from "../core/logging.js";
 import { DEFAULT_URL, redactUrl, resolveReconnect, type ConnectionOptions, type Logger, type ResolvedReconnect } from "../core/options.js";
 import { AmqpChannel } from "./channel.js";
 import type { ChannelSource } from "./channel-source.js";
@@ -51,7 +52,7 @@ export class AmqpConnection extends EventEmitter implements ChannelSource {
   constructor({ model, url }: Dialed, dial: Dial, options: ConnectionOptions) {
     super();
     this.#url = url;
-    this.logger = options.logger ?? console;
+    this.logger = options.logger ?? consoleLogger;
     this.#dial = dial;
     this.#reconnect = resolveReconnect(options.reconnect);
     this.#coalesce = options.coalesceWrites ?? true;
@@ -145,7 +146,7 @@ export class AmqpConnection extends EventEmitter implements ChannelSource {
       // The alarm was this connection's: the next one reports its own. (Staying blocked while down would make waiting publishers spin.)
       this.#blocked = false;
       if (this.#closed) return;
-      this.logger.warn(`warren: lost the connection to ${this.url}${err ? ` (${redactUrl(err.message)})` : ""}; reconnecting`);
+      this.logger.warn({ url: this.url, ...(err ? { err: redactUrl(err.message) } : {}) }, `lost the connection to ${this.url}${err ? ` (${redactUrl(err.message)})` : ""}; reconnecting`);
       this.#ready = new Promise<ChannelModel>((resolve, reject) => (this.#settleReady = { resolve, reject }));
       this.#ready.catch(() => {});
       this.emit("disconnected", err);
@@ -179,7 +180,7 @@ export class AmqpConnection extends EventEmitter implements ChannelSource {
           this.#adopt(model);
           this.#settleReady?.resolve(model);
           this.#settleReady = undefined;
-          this.logger.warn(`warren: reconnected to ${this.url} after ${attempt} attempt(s)`);
+          logInfo(this.logger, { url: this.url, attempt }, `reconnected to ${this.url} after ${attempt} attempt(s)`);
           this.emit("connected");
         },
         () => this.#scheduleReconnect(attempt + 1),

@@ -3,7 +3,7 @@
  * channel, runs the owner's setup (declare, bind, prefetch), consumes, and
  * after an unexpected close starts over with capped backoff until closed.
  */
-import type { Logger } from "../core/options.js";
+import { logInfo, type Logger } from "../core/logging.js";
 import type { Delivery, WireChannel } from "./channel-source.js";
 
 /** What a {@link KeptConsumer} needs from its owner. */
@@ -44,7 +44,7 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
       const consumerTag = await channel.consume(queue, (msg) => {
         if (msg !== null) return this.setup.deliver(channel, msg);
         // The broker cancelled the consumer (e.g. the queue was deleted): closing the channel triggers re-declaration.
-        this.logger.error(`warren: ${this.what}: the broker cancelled the consumer of queue "${queue}" (queue deleted?)`);
+        this.logger.error({ subject: this.what, queue }, `the broker cancelled the consumer of queue "${queue}" (queue deleted?)`);
         void channel.close().catch(() => {});
       });
       if (this.#closing) {
@@ -63,7 +63,7 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
     channel.onClose(() => {
       if (this.#channel !== channel || this.#closing) return;
       this.#channel = undefined;
-      this.logger.warn(`warren: ${this.what}: channel on queue "${this.#queue}" closed; re-declaring and resuming`);
+      this.logger.warn({ subject: this.what, queue: this.#queue }, `channel on queue "${this.#queue}" closed; re-declaring and resuming`);
       void this.#resume();
     });
   }
@@ -72,12 +72,12 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
     for (let attempt = 1; !this.#closing && !this.setup.connectionClosed(); attempt++) {
       try {
         await this.start();
-        this.logger.warn(`warren: ${this.what}: consuming "${this.#queue}" again`);
+        logInfo(this.logger, { subject: this.what, queue: this.#queue }, `consuming "${this.#queue}" again`);
         return;
       } catch (err) {
         if (this.setup.connectionClosed()) break;
         const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
-        this.logger.error(`warren: ${this.what}: cannot resume (${(err as Error).message}); retrying in ${delay} ms`);
+        this.logger.error({ subject: this.what, queue: this.#queue, err }, `cannot resume (${(err as Error).message}); retrying in ${delay} ms`);
         await new Promise((r) => setTimeout(r, delay));
       }
     }

@@ -3,13 +3,10 @@
  * resolved form at construction.
  */
 import type { SecureContextOptions } from "node:tls";
+import type { Logger } from "./logging.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol.js";
 
-/** Where log lines go. `console` fits; pass `{ warn() {}, error() {} }` to silence. */
-export interface Logger {
-  warn(message: string): void;
-  error(message: string): void;
-}
+export type { Logger, LogFields } from "./logging.js";
 
 /** How a durable queue is declared when it does not exist yet. */
 export type QueueType = "classic" | "quorum";
@@ -34,7 +31,7 @@ export interface ConnectionOptions {
   connectTimeoutMs?: number;
   /** Connection name shown in the broker's management UI. @default "warren" */
   name?: string;
-  /** @default console */
+  /** Where log records go (pino, `console`, or anything with `warn(fields, message)` and `error(fields, message)`). @default one line per record on the console */
   logger?: Logger;
   /**
    * Write a channel's frames straight to the socket while nothing of that

@@ -189,7 +189,7 @@ export class EventBus implements EventTransport {
     open.unconfirmed--;
     if (err instanceof NackError && !open.retired) {
       open.retired = true;
-      this.#options.logger.warn("warren: event bus: the broker refused an event (basic.nack); new events go out on a fresh channel");
+      this.#options.logger.warn({}, "event bus: the broker refused an event (basic.nack); new events go out on a fresh channel");
       if (this.#current === open) {
         this.#publisher = undefined;
         this.#current = undefined;

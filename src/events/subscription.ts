@@ -201,10 +201,10 @@ export class EventSubscription<P> implements Subscription {
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (attempt >= this.#limits.maxAttempts) {
-        this.#bus.logger.error(`warren: ${this.#what}: handler failed ${attempt} time(s), dead-lettering to "${this.deadLetterQueue}": ${reason}`);
+        this.#bus.logger.error({ service: this.#event.service.name, event: this.#event.name, subject: this.#what, queue: this.deadLetterQueue, code: "handler_failed", attempt, err }, `handler failed ${attempt} time(s), dead-lettering to "${this.deadLetterQueue}": ${reason}`);
         return this.#deadLetter(channel, msg, "handler_failed", reason);
       }
-      this.#bus.logger.warn(`warren: ${this.#what}: handler failed (attempt ${attempt} of ${this.#limits.maxAttempts}), retrying: ${reason}`);
+      this.#bus.logger.warn({ service: this.#event.service.name, event: this.#event.name, subject: this.#what, attempt, err }, `handler failed (attempt ${attempt} of ${this.#limits.maxAttempts}), retrying: ${reason}`);
       return this.#retry(channel, msg, attempt);
     }
     settle(channel, msg);
@@ -220,12 +220,12 @@ export class EventSubscription<P> implements Subscription {
 
   /** Publishes the event to the dead-letter queue with why, then acknowledges the original. */
   async #deadLetter(channel: WireChannel, msg: Delivery, reason: string, error: string): Promise<void> {
-    this.#bus.logger.warn(`warren: ${this.#what}: dead-lettered an event to "${this.deadLetterQueue}" (${reason}: ${error.slice(0, 200)})`);
+    this.#bus.logger.warn({ service: this.#event.service.name, event: this.#event.name, subject: this.#what, queue: this.deadLetterQueue, code: reason }, `dead-lettered an event to "${this.deadLetterQueue}" (${reason}: ${error.slice(0, 200)})`);
     // Declared again first: a publish to a queue deleted since subscribing would be confirmed and dropped. Dead letters are rare.
     try {
       await declareDurableQueue(channel, this.#what, this.deadLetterQueue, this.#queueType);
     } catch (err) {
-      this.#bus.logger.error(`warren: ${this.#what}: cannot declare "${this.deadLetterQueue}" (${(err as Error).message}); the broker will redeliver the event`);
+      this.#bus.logger.error({ service: this.#event.service.name, event: this.#event.name, subject: this.#what, queue: this.deadLetterQueue, err }, `cannot declare "${this.deadLetterQueue}" (${(err as Error).message}); the broker will redeliver the event`);
       return;
     }
     return this.#republish(channel, msg, this.deadLetterQueue, {
@@ -261,7 +261,7 @@ export class EventSubscription<P> implements Subscription {
       await new Promise<void>((resolve, reject) => channel.publishConfirmed("", queue, msg.content, props, (err) => (err ? reject(err) : resolve())));
       settle(channel, msg);
     } catch (err) {
-      this.#bus.logger.error(`warren: ${this.#what}: could not move an event to "${queue}" (${(err as Error).message}); the broker will redeliver it`);
+      this.#bus.logger.error({ service: this.#event.service.name, event: this.#event.name, subject: this.#what, queue, err }, `could not move an event to "${queue}" (${(err as Error).message}); the broker will redeliver it`);
     }
   }
 }

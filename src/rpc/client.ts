@@ -204,7 +204,7 @@ export class RpcClient implements RpcTransport {
     if (slot === undefined || call.route !== slot || ++this.#silentTimeouts < STALE_AFTER_TIMEOUTS) return;
     this.#silentTimeouts = 0;
     if (this.#source.blocked || this.#closed) return;
-    this.#options.logger.warn(`warren: client: ${STALE_AFTER_TIMEOUTS} calls in a row timed out without a single reply; new calls go out on a fresh channel`);
+    this.#options.logger.warn({}, `client: ${STALE_AFTER_TIMEOUTS} calls in a row timed out without a single reply; new calls go out on a fresh channel`);
     this.#reply = undefined;
     slot.retired = true;
     this.#retired.add(slot);

@@ -9,7 +9,7 @@ import { KeptConsumer } from "../amqp/consumer.js";
 import { declareDurableQueue } from "../amqp/queues.js";
 import type { Code } from "../core/codes.js";
 import type { MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
-import { RpcError, ValidationError, describeTarget, formatIssues, isRpcError, type ValidationIssue } from "../core/errors.js";
+import { RpcError, ValidationError, formatIssues, isRpcError, type ValidationIssue } from "../core/errors.js";
 import { checkQueueType, resolveServerOptions, type QueueType, type ResolvedServerOptions, type ServerOptions as BaseServerOptions } from "../core/options.js";
 import {
   CONTENT_TYPE,
@@ -260,7 +260,7 @@ class ServiceRegistration implements Registration {
     state.unfinished.add(inbound);
     const drop = this.#refusal(inbound);
     if (drop !== undefined) {
-      this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: inbound.wireName })}: dropped a request (correlation_id ${inbound.correlationId ?? "none"}): ${drop}`);
+      this.options.logger.warn({ service: this.service, method: inbound.wireName, correlationId: inbound.correlationId }, `dropped a request (correlation_id ${inbound.correlationId ?? "none"}): ${drop}`);
       this.#finish(inbound);
       return;
     }
@@ -342,7 +342,7 @@ class ServiceRegistration implements Registration {
       const known = this.#versions.has(theirs as string);
       const skew = versionSkew(this.service, this.version, theirs, this.#versions);
       if (skew !== undefined) {
-        if (!known) this.options.logger.warn(`warren: ${describeTarget({ service: this.service, method: inbound.wireName })}: refusing requests: ${skew}`);
+        if (!known) this.options.logger.warn({ service: this.service, method: inbound.wireName, code: "incompatible_version", callerVersion: theirs }, `refusing requests: ${skew}`);
         return this.#errorReply(new RpcError("incompatible_version", skew));
       }
     }
@@ -368,7 +368,7 @@ class ServiceRegistration implements Registration {
     // The common case, without a Reply object: a valid result goes out as it is.
     if (issues === undefined) return this.#send(inbound, RESULT_TYPE, result);
     const target = { service: this.service, method: entry.method.name };
-    this.options.logger.error(`warren: ${describeTarget(target)}: handler returned an invalid response: ${formatIssues(issues)}`);
+    this.options.logger.error({ ...target, correlationId: inbound.correlationId, code: "invalid_response" }, `handler returned an invalid response: ${formatIssues(issues)}`);
     const reply = this.#errorReply(new ValidationError("invalid_response", "server", issues, target));
     this.#send(inbound, reply.type, reply.body);
   }
@@ -377,7 +377,7 @@ class ServiceRegistration implements Registration {
   #replyError(inbound: Inbound, entry: MethodEntry, err: unknown): void {
     let reply: Reply;
     try {
-      reply = this.#errorReply(this.#toWireError(err, entry.method));
+      reply = this.#errorReply(this.#toWireError(err, entry.method, inbound.correlationId));
     } catch (unexpected) {
       reply = this.#unexpected(inbound.wireName, unexpected);
     }
@@ -395,7 +395,7 @@ class ServiceRegistration implements Registration {
     let encoded = tryEncodeBody(body);
     if (!encoded.ok) {
       const what = type === RESULT_TYPE ? "result" : "error reply";
-      this.options.logger.error(`warren: ${describeTarget({ service: this.service, method: inbound.wireName })}: the handler's ${what} ${encoded.reason}; answering internal`);
+      this.options.logger.error({ service: this.service, method: inbound.wireName, correlationId: inbound.correlationId, code: "internal" }, `the handler's ${what} ${encoded.reason}; answering internal`);
       type = ERROR_TYPE;
       encoded = { ok: true, body: encodeBody(new RpcError("internal", "internal server error").toJSON()) };
     }
@@ -403,12 +403,12 @@ class ServiceRegistration implements Registration {
     try {
       channel.publish("", inbound.replyTo!, encoded.body, { contentType: CONTENT_TYPE, correlationId, type });
     } catch (err) {
-      const target = describeTarget({ service: this.service, method: inbound.wireName });
+      const target = { service: this.service, method: inbound.wireName };
       if (channel.closed) {
-        this.options.logger.error(`warren: ${target}: could not reply (${(err as Error).message}); the broker will redeliver the request`);
+        this.options.logger.error({ ...target, correlationId, err }, `could not reply (${(err as Error).message}); the broker will redeliver the request`);
         return;
       }
-      this.options.logger.error(`warren: ${target}: could not reply to ${JSON.stringify(inbound.replyTo)} (${(err as Error).message}); dropped`);
+      this.options.logger.error({ ...target, correlationId, err }, `could not reply to ${JSON.stringify(inbound.replyTo)} (${(err as Error).message}); dropped`);
     }
     this.#finish(inbound);
   }
@@ -422,23 +422,24 @@ class ServiceRegistration implements Registration {
   }
 
   #unexpected(wireName: string | undefined, err: unknown): Reply {
-    this.options.logger.error(`warren: ${describeTarget({ service: this.service, method: wireName })}: unexpected failure: ${(err as Error)?.message ?? String(err)}`);
+    this.options.logger.error({ service: this.service, method: wireName, code: "internal", err }, `unexpected failure: ${(err as Error)?.message ?? String(err)}`);
     return { type: ERROR_TYPE, body: new RpcError("internal", "internal server error").toJSON() };
   }
 
-  #toWireError(err: unknown, method: MethodDescriptor): RpcError {
+  #toWireError(err: unknown, method: MethodDescriptor, correlationId: string | undefined): RpcError {
     const target = { service: this.service, method: method.name };
+    const fields = { ...target, correlationId };
     if (isRpcError(err)) {
       const dataCheck = checksFor(method).errors.get(err.code);
       if (dataCheck !== undefined) {
         const issues = dataCheck(err.data);
         if (issues === undefined) return err;
-        this.options.logger.error(`warren: ${describeTarget(target)}: declared error "${err.code}" has invalid data: ${formatIssues(issues)}`);
+        this.options.logger.error({ ...fields, code: "invalid_response", declared: err.code }, `declared error "${err.code}" has invalid data: ${formatIssues(issues)}`);
         return new ValidationError("invalid_response", "server", issues, { ...target, what: `data of error "${err.code}"` });
       }
       if (REFUSAL_CODES.has(err.code)) return new RpcError(err.code, err.message, err.data === undefined ? {} : { data: err.data });
     }
-    this.options.logger.error(`warren: ${describeTarget(target)}: handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    this.options.logger.error({ ...fields, code: "internal", err }, `handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return new RpcError("internal", "internal server error", { cause: err });
   }
 

@@ -5,7 +5,8 @@
  * context, deadlines, cancel, retries, events, dead letters) is the code that runs in production.
  */
 import type { ErrorShape, EventDescriptor, MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
-import type { EventBusOptions, Logger, SubscribeOptions } from "../core/options.js";
+import { lineLogger, type Logger } from "../core/logging.js";
+import type { EventBusOptions, SubscribeOptions } from "../core/options.js";
 import { EventBus, type PublishOptions } from "../events/bus.js";
 import type { EventHandler, Subscription } from "../events/subscription.js";
 import { RpcClient, type ClientOptions } from "../rpc/client.js";
@@ -57,7 +58,7 @@ export class TestKit {
     this.broker = new MemoryBroker();
     this.faults = new Faults();
     this.broker.intercept((p) => this.faults.hook(p));
-    this.#logger = options.logger ?? { warn: (m) => void this.logs.push(m), error: (m) => void this.logs.push(m) };
+    this.#logger = options.logger ?? lineLogger((line) => void this.logs.push(line));
   }
 
   /**

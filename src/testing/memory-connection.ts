@@ -6,7 +6,7 @@
  */
 import { type AckTarget, type ChannelSource, type CloseReason, type Delivery, type MessageProperties, type QueueOptions, type Returned, type WireChannel } from "../amqp/channel-source.js";
 import { RpcError } from "../core/errors.js";
-import type { Logger } from "../core/options.js";
+import { lineLogger, type Logger } from "../core/logging.js";
 import { REPLY_TO, brokerError, later, tick, type Published, type StoredMessage } from "./memory-wire.js";
 
 /** @internal A queue as the broker holds it. */
@@ -77,7 +77,7 @@ export class MemoryConnection implements ChannelSource {
   /** @internal use `MemoryBroker.connect`. */
   constructor(broker: BrokerSide, logger?: Logger) {
     this.#broker = broker;
-    this.logger = logger ?? { warn: (m) => void this.lines.push(m), error: (m) => void this.lines.push(m) };
+    this.logger = logger ?? lineLogger((line) => void this.lines.push(line));
   }
 
   /** True once {@link close}d for good. */

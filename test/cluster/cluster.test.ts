@@ -38,7 +38,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
 import { OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.js";
 import { calculatorHandlers } from "../../examples/services/calculator.js";
-import { connect, type Connection, type Logger, type RpcError } from "../../src/index.js";
+import { connect, formatLogLine, type Connection, type Logger, type RpcError } from "../../src/index.js";
 import { clusterUnavailable, startCluster, type RabbitCluster, type RabbitNode } from "../helpers/rabbit-nodes.js";
 
 const CALL_EVERY_MS = 20;
@@ -226,7 +226,7 @@ describe.skipIf(unavailable !== undefined)("a private 3-node cluster", () => {
     const serverNode = n2;
     const leaderNode = role === "client+leader" ? n1 : n3;
     const target = { leader: n3, client: n1, server: n2, "client+leader": n1 }[role];
-    const logger = (who: string): Logger => ({ warn: (m) => note(`${who}: ${m}`), error: (m) => note(`${who} ERROR: ${m}`) });
+    const logger = (who: string): Logger => ({ warn: (f, m) => note(`${who}: ${formatLogLine(f, m)}`), error: (f, m) => note(`${who} ERROR: ${formatLogLine(f, m)}`) });
     const watch = (conn: Connection, who: string) => {
       conn.on("disconnected", () => note(`${who}: disconnected`));
       conn.on("connected", () => note(`${who}: connected to ${conn.url}`));

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import type { Channel } from "amqplib";
 import { afterEach } from "vitest";
-import { connect, type Connection, type Logger } from "../../src/index.js";
+import { connect, lineLogger, type Connection, type Logger } from "../../src/index.js";
 
 const exec = promisify(execFile);
 
@@ -62,7 +62,7 @@ export function uniqueName(suffix = ""): string {
 /** A logger that records lines instead of printing them. */
 export function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
-  return { lines, warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+  return { lines, ...lineLogger((line) => lines.push(line)) };
 }
 
 /** Opens a connection named `name` (visible to rabbitmqctl) and closes it after the test. */

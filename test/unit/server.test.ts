@@ -4,6 +4,7 @@ import type { Delivery, MessageProperties } from "../../src/amqp/channel-source.
 import { CONTENT_TYPE, DEADLINE_HEADER, DIRECT_REPLY_TO, ERROR_TYPE, RESULT_TYPE } from "../../src/core/protocol.js";
 import { defineService, method } from "../../src/core/descriptor.js";
 import { RpcError, ValidationError } from "../../src/core/errors.js";
+import { formatLogLine } from "../../src/core/logging.js";
 import type { HandlerContext } from "../../src/rpc/handler.js";
 import { RpcClient } from "../../src/rpc/client.js";
 import { RpcServer } from "../../src/rpc/server.js";
@@ -190,7 +191,7 @@ describe("contract versions", () => {
 
   it("refuses a caller on another compatibility line with incompatible_version naming both versions, unrun, and logs it once", async () => {
     const warnings: string[] = [];
-    const logged = new RpcServer(broker.connect(), { logger: { warn: (m) => warnings.push(m), error: () => {} } });
+    const logged = new RpcServer(broker.connect(), { logger: { warn: (fields, message) => warnings.push(formatLogLine(fields, message)), error: () => {} } });
     await logged.register({ ...Calculator, queue: "rpc.Calculator2" } as typeof Calculator, handlers);
     const client = new RpcClient(broker.connect(), { timeoutMs: 1000, queues: { Calculator: "rpc.Calculator2" } });
     for (let i = 0; i < 3; i++) {
