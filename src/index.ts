@@ -37,8 +37,8 @@ export { DEFAULT_URL, redactUrl } from "./core/options.js";
 export type { ConnectionOptions, EventBusOptions, SubscribeOptions } from "./core/options.js";
 export { consoleLogger, lineLogger, formatLogLine } from "./core/logging.js";
 export type { Logger, LogFields } from "./core/logging.js";
-export type { ClientOptions } from "./rpc/client.js";
-export type { ServerOptions } from "./rpc/server.js";
+export type { ClientOptions, ClientHealth } from "./rpc/client.js";
+export type { ServerOptions, ServerHealth } from "./rpc/server.js";
 export type { ClientInterceptor, ServerInterceptor, OutgoingCall, CallNext, HandleNext } from "./rpc/interceptors.js";
 export { isDeclaredError } from "./core/declared.js";
 export {

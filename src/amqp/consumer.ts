@@ -36,6 +36,11 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
     return this.#queue ?? "";
   }
 
+  /** True while the consumer is active on an open channel (false while it resumes after a loss, and once closed). */
+  get consuming(): boolean {
+    return this.#channel !== undefined && !this.#closing;
+  }
+
   /** Starts consuming; rejects when the first attempt fails. */
   async start(): Promise<void> {
     const channel = await this.setup.open();

@@ -28,6 +28,20 @@ import { Call, CallTable, canceled, targetOf, type Route } from "./call-table.js
 import { compose, type CallNext, type ClientInterceptor, type OutgoingCall } from "./interceptors.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 
+/** What {@link RpcClient.health} reports. */
+export interface ClientHealth {
+  /** True when calls can go out now: the client is open and its reply channel is up. */
+  readonly ok: boolean;
+  /** The reply channel is open on a live connection. */
+  readonly connected: boolean;
+  /** The client was closed. */
+  readonly closed: boolean;
+  /** Calls awaiting a reply. */
+  readonly inFlight: number;
+  /** The broker's resource alarm is pausing publishes. */
+  readonly blocked: boolean;
+}
+
 /** Options of an {@link RpcClient}. */
 export interface ClientOptions extends BaseClientOptions {
   /** Run around every call, the first outermost; see {@link ClientInterceptor}. @default none */
@@ -100,6 +114,16 @@ export class RpcClient implements RpcTransport {
   /** Number of calls awaiting a reply. */
   get pendingCount(): number {
     return this.#calls.size;
+  }
+
+  /**
+   * The client's state for a readiness probe; cheap, no I/O. `connected`:
+   * its reply channel is open (calls go out at once; while it is not, calls
+   * wait for the connection within their deadline). Not ok once closed.
+   */
+  health(): ClientHealth {
+    const connected = !this.#closed && !this.#source.closed && this.#reply?.open !== undefined && !this.#reply.open.channel.closed;
+    return { ok: connected, connected, closed: this.#closed, inFlight: this.#calls.size, blocked: this.#source.blocked };
   }
 
   /**

@@ -55,8 +55,18 @@ export interface Registration {
   readonly queue: string;
   /** Requests currently being handled. */
   readonly inFlight: number;
+  /** True while its consumer is active (false while it resumes after a lost channel or connection, and once closed). */
+  readonly consuming: boolean;
   /** Stops consuming, lets in-flight handlers finish and reply, then closes the channel. */
   close(): Promise<void>;
+}
+
+/** What {@link RpcServer.health} reports. */
+export interface ServerHealth {
+  /** True when the server serves at least one service and every one of them is consuming: ready for requests. */
+  readonly ok: boolean;
+  /** Each registered service: its queue, whether it consumes, and how many requests it is handling. */
+  readonly services: readonly { readonly service: string; readonly queue: string; readonly consuming: boolean; readonly inFlight: number }[];
 }
 
 type AnyHandler = (request: unknown, ctx: HandlerContext<any>) => unknown;
@@ -124,6 +134,16 @@ export class RpcServer {
     await registration.start();
     this.#registrations.add(registration);
     return registration;
+  }
+
+  /**
+   * The server's state for a readiness probe; cheap, no I/O. Not ok before the
+   * first service is registered, while a service's consumer is resuming after a
+   * lost channel or connection, and once closed.
+   */
+  health(): ServerHealth {
+    const services = [...this.#registrations].map((r) => ({ service: r.service, queue: r.queue, consuming: r.consuming, inFlight: r.inFlight }));
+    return { ok: services.length > 0 && services.every((s) => s.consuming), services };
   }
 
   /** Gracefully stops every registered service. */
@@ -229,6 +249,10 @@ class ServiceRegistration implements Registration {
 
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  get consuming(): boolean {
+    return this.#closing === undefined && this.#consumer.consuming;
   }
 
   /** Declares the queue, sets the prefetch and consumes; resumes by itself after a lost channel. */
