@@ -72,11 +72,12 @@ async function build(name: string, doc: Doc): Promise<LibraryModule> {
   return (await import(path.join(out, "index.ts"))) as LibraryModule;
 }
 
-/** One safe change: the old and the new contract, side by side on one queue and one exchange. */
-async function pair(name: string, change: (doc: Doc) => void) {
+/** One safe change: the old contract (the base, `prepare`d) and the new one (the old, `change`d), side by side on one queue and one exchange. */
+async function pair(name: string, change: (doc: Doc) => void, prepare: (doc: Doc) => void = () => {}) {
   const queue = uniqueName("library");
   const exchange = uniqueName("library.events");
   const oldDoc: Doc = { ...base(), exchange: { name: exchange } };
+  prepare(oldDoc);
   const newDoc = structuredClone(oldDoc);
   newDoc.version = "1.1.0";
   change(newDoc);
@@ -190,6 +191,46 @@ describe("an old caller and a new server, a new caller and an old server", () =>
       deleteAfter(sub.queue);
       deleteAfter(sub.deadLetterQueue);
     }
+  });
+
+  it("widen a request enum and relax a request bound: old callers are served; a new caller using the new value gets a clear invalid_request from an old server", async () => {
+    const { v1, v2, conn, queue } = await pair(
+      "request-loosened",
+      (d) => {
+        d.methods.lend.request.properties.format.enum.push("ebook");
+        d.methods.lend.request.properties.isbn.maxLength = 13;
+      },
+      (d) => {
+        d.methods.lend.request.properties.format = { enum: ["paper"] };
+        d.methods.lend.request.properties.isbn.maxLength = 10;
+      },
+    );
+    const newServer = await serve(conn, v2, queue);
+    expect(await (await clientOf(conn, v1, queue)).lend({ isbn: "0262510871", member: "ada", format: "paper" })).toEqual({ due: "2026-12-31" });
+    expect(newServer.received).toEqual([{ isbn: "0262510871", member: "ada", format: "paper" }]);
+    await newServer.close();
+    await serve(conn, v1, queue);
+    const err = await (await clientOf(conn, v2, queue)).lend({ isbn: "1", member: "ada", format: "ebook" }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "invalid_request", side: "server", issues: [expect.objectContaining({ path: "/format" })] });
+  });
+
+  it("tighten a response and add data to an error: old callers accept the narrower response and drop the data they do not know", async () => {
+    const { v1, v2, conn, queue } = await pair("response-tightened", (d) => {
+      d.methods.lend.response.properties.due.format = "date";
+      d.methods.lend.errors.not_available.data = { type: "object", required: ["until"], properties: { until: { type: "string" } } };
+    });
+    await serve(conn, v2, queue, {
+      lend: (request: { isbn: string }, ctx: { error(code: string, data: unknown): Error }) => {
+        if (request.isbn === "0") throw ctx.error("not_available", { until: "2027-01-01" });
+        return { due: "2026-12-31" };
+      },
+    });
+    const oldClient = await clientOf(conn, v1, queue);
+    expect(await oldClient.lend({ isbn: "1", member: "ada" })).toEqual({ due: "2026-12-31" });
+    const unavailable = await oldClient.lend({ isbn: "0", member: "ada" }).catch((e: unknown) => e);
+    expect(unavailable).toMatchObject({ code: "not_available" });
+    expect((unavailable as RpcError).data).toBeUndefined();
+    expect(isDeclaredError(v1.Library.methods.lend, unavailable)).toBe(true);
   });
 
   it("a new major version is refused both ways with incompatible_version naming both versions, not a validation error", async () => {
