@@ -21,6 +21,7 @@ import { compatibilityLine, compatibleVersions, parseSemver } from "../src/core/
 import { defaultExchange, defaultQueue } from "../src/core/descriptor.js";
 import { exportSchemasAt, UsageError } from "./breaking-git.js";
 import { compareSchema, type Change, type Loc, type Session, type Use } from "./breaking-schema.js";
+import { resolveSettings } from "./config.js";
 import { CodegenError, CodegenErrors, pointerJoin } from "./errors.js";
 import { loadSchemas, toPosix, type Loaded, type LoadedFile } from "./load.js";
 import type { CliIo } from "./run.js";
@@ -30,7 +31,7 @@ export type { Change } from "./breaking-schema.js";
 export const BREAKING_USAGE = `usage: warren-codegen breaking --against REF [--schemas DIR] [--check-version]
   --against REF    the old contracts: a schemas directory, or a git ref (main, HEAD~1, v1.2.0)
                    whose copy of --schemas is read from the git repository around the working directory
-  --schemas DIR    the new contracts (default: schemas)
+  --schemas DIR    the new contracts (default: the config file's "schemas", else schemas)
   --check-version  also check each service's version bump against its changes
 prints one line per change: "wire|code|wire+code|safe  <file>#<pointer>: <reason>"
 exit 0: nothing wire-breaking, or each service with a wire-breaking change moved to a new
@@ -264,7 +265,7 @@ export async function runBreaking(argv: readonly string[], io: CliIo): Promise<n
       args: [...argv],
       options: {
         against: { type: "string" },
-        schemas: { type: "string", default: "schemas" },
+        schemas: { type: "string" },
         "check-version": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -277,8 +278,17 @@ export async function runBreaking(argv: readonly string[], io: CliIo): Promise<n
     return 0;
   }
   if (values.against === undefined || values.against === "") return usage("--against is required");
-  const newDir = path.resolve(io.cwd, values.schemas);
-  if (!(await isDirectory(newDir))) return usage(`--schemas "${values.schemas}" is not a directory`);
+  // The new contracts: --schemas, else the config file's (warren.config.json), else schemas/.
+  let schemas: string;
+  try {
+    schemas = toPosix(path.relative(io.cwd, (await resolveSettings({ schemas: values.schemas }, io.cwd)).schemas)) || ".";
+  } catch (error) {
+    if (error instanceof CodegenErrors) for (const e of error.errors) io.err(e.format());
+    else io.err((error as Error).message);
+    return 1;
+  }
+  const newDir = path.resolve(io.cwd, schemas);
+  if (!(await isDirectory(newDir))) return usage(`--schemas "${schemas}" is not a directory`);
 
   let cleanup: (() => Promise<void>) | undefined;
   try {
@@ -293,7 +303,7 @@ export async function runBreaking(argv: readonly string[], io: CliIo): Promise<n
       loadOld = loadSide(prefix, io.cwd, `old (${values.against})`, rename).then((l) => relabel(l, rename));
     }
     // Load both before reporting, so one run names the problems of both sides.
-    const [o, n] = await Promise.allSettled([loadOld, loadSide(values.schemas, io.cwd, "new")]);
+    const [o, n] = await Promise.allSettled([loadOld, loadSide(schemas, io.cwd, "new")]);
     const failed = [o, n].filter((r) => r.status === "rejected").map((r) => r.reason as unknown);
     if (failed.length > 0) {
       if (!failed.every((e) => e instanceof LoadFailure)) throw failed.find((e) => !(e instanceof LoadFailure));

@@ -3,7 +3,7 @@
  * the transport. The transport lives in an ES private field, so no method name
  * can collide with it.
  */
-import type { SourceFile } from "ts-morph";
+import { docComment, importLine, params } from "./emit-text.js";
 import type { MethodModel, ServiceModel } from "./model.js";
 import { docText } from "./text.js";
 
@@ -21,36 +21,29 @@ export function typeImports(service: ServiceModel, parts: ReadonlyArray<"request
   return [...new Set(service.methods.flatMap((m) => parts.map((p) => m.types[p])))].sort();
 }
 
-/** Fills `file` with the client stub class. */
-export function emitClient(file: SourceFile, service: ServiceModel, runtime: string): void {
+/** The client module of `service` (without the header). */
+export function emitClient(service: ServiceModel, runtime: string): string {
   const { client, descriptor } = service.names;
   const hasMethods = service.methods.length > 0;
-  file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: runtime, namedImports: hasMethods ? ["CallOptions", "RpcTransport"] : ["RpcTransport"] });
+  let out = importLine(hasMethods ? ["CallOptions", "RpcTransport"] : ["RpcTransport"], runtime, true);
   if (hasMethods) {
-    file.addImportDeclaration({ moduleSpecifier: "./descriptor.js", namedImports: [descriptor] });
-    file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: "./types.js", namedImports: typeImports(service, ["request", "response"]) });
+    out += importLine([descriptor], "./descriptor.js");
+    out += importLine(typeImports(service, ["request", "response"]), "./types.js", true);
   }
-  file.addClass({
-    name: client,
-    isExported: true,
-    docs: [docText(`${service.description}\n\nClient of ${service.name}: each method sends one request to \`${service.queue}\` and resolves with the validated response, or rejects with an \`RpcError\`.`)],
-    // A service without methods keeps the same constructor but stores nothing (an unread field fails noUnusedLocals).
-    properties: hasMethods ? [{ name: "#transport", isReadonly: true, type: "RpcTransport" }] : [],
-    ctors: [{
-      docs: ["@param transport Carries the calls, e.g. a connected warren client."],
-      parameters: [{ name: hasMethods ? "transport" : "_transport", type: "RpcTransport" }],
-      // Validators compiled now, not on the first call (which would pay for them inside its budget).
-      statements: hasMethods ? ["this.#transport = transport;", `transport.prepare?.(${descriptor});`] : [],
-    }],
-    methods: service.methods.map((m) => ({
-      name: m.tsName,
-      docs: [methodDoc(m)],
-      parameters: [
-        { name: "request", type: m.types.request },
-        { name: "options", type: "CallOptions", hasQuestionToken: true },
-      ],
-      returnType: `Promise<${m.types.response}>`,
-      statements: `return this.#transport.call(${descriptor}.methods.${m.tsName}, request, options);`,
-    })),
-  });
+  out += "\n";
+  out += docComment(docText(`${service.description}\n\nClient of ${service.name}: each method sends one request to \`${service.queue}\` and resolves with the validated response, or rejects with an \`RpcError\`.`));
+  out += `export class ${client} {\n`;
+  // A service without methods keeps the same constructor but stores nothing (an unread field fails noUnusedLocals).
+  if (hasMethods) out += "  readonly #transport: RpcTransport;\n\n";
+  out += docComment("@param transport Carries the calls, e.g. a connected warren client.", "  ");
+  out += `  constructor(${hasMethods ? "transport" : "_transport"}: RpcTransport) {\n`;
+  // Validators compiled now, not on the first call (which would pay for them inside its budget).
+  if (hasMethods) out += `    this.#transport = transport;\n    transport.prepare?.(${descriptor});\n`;
+  out += "  }\n";
+  for (const m of service.methods) {
+    out += `\n${docComment(methodDoc(m), "  ")}`;
+    out += `  ${m.tsName}(${params([["request", m.types.request], ["options", "CallOptions", true]])}): Promise<${m.types.response}> {\n`;
+    out += `    return this.#transport.call(${descriptor}.methods.${m.tsName}, request, options);\n  }\n`;
+  }
+  return `${out}}\n`;
 }

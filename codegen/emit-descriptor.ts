@@ -2,8 +2,7 @@
  * descriptor.ts of a service: `defineService({...})` with every schema written
  * out as a readable object literal, keys in contract order.
  */
-import type { SourceFile } from "ts-morph";
-import { VariableDeclarationKind } from "ts-morph";
+import { docComment, importLine } from "./emit-text.js";
 import type { EventModel, MethodModel, Model, ServiceModel } from "./model.js";
 import { docText, jsDocBlock, propertyKey, stringLiteral } from "./text.js";
 
@@ -42,12 +41,12 @@ function eventLiteral(e: EventModel, indent: string): string {
   return `event<${e.payloadType}>(${literal({ name: e.wireName, description: e.description, routingKey: e.routingKey, payload: e.payload }, indent)})`;
 }
 
-/** Fills `file` with the service descriptor. */
-export function emitDescriptor(file: SourceFile, service: ServiceModel, model: Model, runtime: string): void {
+/** The descriptor module of `service` (without the header). */
+export function emitDescriptor(service: ServiceModel, model: Model, runtime: string): string {
   const runtimeNames = ["defineService", ...(service.events.length > 0 ? ["event"] : []), ...(service.methods.length > 0 ? ["method"] : [])];
-  file.addImportDeclaration({ moduleSpecifier: runtime, namedImports: runtimeNames });
+  let out = importLine(runtimeNames, runtime);
   const typeNames = [...service.methods.flatMap((m) => [m.types.request, m.types.response, m.types.error]), ...service.events.map((e) => e.payloadType)];
-  if (typeNames.length > 0) file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: "./types.js", namedImports: [...new Set(typeNames)].sort() });
+  if (typeNames.length > 0) out += importLine([...new Set(typeNames)].sort(), "./types.js", true);
   const shared = new Map(model.shared.map((d) => [d.name, d.schema]));
   const defs = Object.fromEntries([
     ...service.ownDefs.map((d) => [d.name, d.schema] as const),
@@ -70,14 +69,11 @@ export function emitDescriptor(file: SourceFile, service: ServiceModel, model: M
   const events = service.events.map((e) => `${jsDocBlock(e.description, "    ")}    ${e.tsName}: ${eventLiteral(e, "    ")},\n`);
   const eventsText = hasEvents ? `  events: {\n${events.join("")}  },\n` : "";
   const initializer = `defineService({\n${lines.join("")}${methodsText}${exchangeText}${eventsText}})`;
-  file.addVariableStatement({
-    isExported: true,
-    declarationKind: VariableDeclarationKind.Const,
-    docs: [
-      docText(
-        `${service.description}\n\nDescriptor of ${service.name} ${service.version}; default queue \`${service.queue}\`${hasEvents ? `; events on the ${service.exchange.type} exchange \`${service.exchange.name}\`` : ""}.`,
-      ),
-    ],
-    declarations: [{ name: service.names.descriptor, initializer }],
-  });
+  out += "\n";
+  out += docComment(
+    docText(
+      `${service.description}\n\nDescriptor of ${service.name} ${service.version}; default queue \`${service.queue}\`${hasEvents ? `; events on the ${service.exchange.type} exchange \`${service.exchange.name}\`` : ""}.`,
+    ),
+  );
+  return `${out}export const ${service.names.descriptor} = ${initializer};\n`;
 }

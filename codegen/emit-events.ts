@@ -3,7 +3,7 @@
  * and a subscriber class (`onOrderCreated`), each method a one-line call into
  * the event transport, like the RPC client stub.
  */
-import type { SourceFile } from "ts-morph";
+import { docComment, importLine, params } from "./emit-text.js";
 import type { EventModel, ServiceModel } from "./model.js";
 import { eventMemberNames } from "./naming.js";
 import { docText } from "./text.js";
@@ -13,56 +13,32 @@ function eventDoc(e: EventModel, service: ServiceModel, extra: string): string {
   return docText(`${e.description}\n\n${extra}${key}`);
 }
 
-/** Fills `file` with `<Service>Publisher` and `<Service>Subscriber`. */
-export function emitEvents(file: SourceFile, service: ServiceModel, runtime: string): void {
+/** The events module of `service`, `<Service>Publisher` and `<Service>Subscriber` (without the header). */
+export function emitEvents(service: ServiceModel, runtime: string): string {
   const { descriptor, publisher, subscriber } = service.names;
   const { name: exchange, type } = service.exchange;
-  file.addImportDeclaration({
-    isTypeOnly: true,
-    moduleSpecifier: runtime,
-    namedImports: ["EventHandler", "EventTransport", "PublishOptions", "SubscribeOptions", "Subscription"],
-  });
-  file.addImportDeclaration({ moduleSpecifier: "./descriptor.js", namedImports: [descriptor] });
-  file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: "./types.js", namedImports: [...new Set(service.events.map((e) => e.payloadType))].sort() });
-  const transport = { name: "#transport", isReadonly: true, type: "EventTransport" };
-  const ctor = {
-    docs: ["@param transport Carries the events, e.g. `connection.events()`."],
-    parameters: [{ name: "transport", type: "EventTransport" }],
-    statements: "this.#transport = transport;",
-  };
-  file.addClass({
-    name: publisher,
-    isExported: true,
-    docs: [docText(`${service.description}\n\nPublishes the ${service.name} events to the ${type} exchange \`${exchange}\`. Each method validates the payload (\`invalid_event\` and nothing sent when it does not match) and resolves once the broker has confirmed the event.`)],
-    properties: [transport],
+  let out = importLine(["EventHandler", "EventTransport", "PublishOptions", "SubscribeOptions", "Subscription"], runtime, true);
+  out += importLine([descriptor], "./descriptor.js");
+  out += importLine([...new Set(service.events.map((e) => e.payloadType))].sort(), "./types.js", true);
+  const head = (name: string, doc: string, prepare: boolean) =>
+    `${docComment(doc)}export class ${name} {\n  readonly #transport: EventTransport;\n\n` +
+    docComment("@param transport Carries the events, e.g. `connection.events()`.", "  ") +
+    `  constructor(transport: EventTransport) {\n    this.#transport = transport;\n` +
     // Validators compiled now, not on the first publish.
-    ctors: [{ ...ctor, statements: [ctor.statements, `transport.prepare?.(${descriptor});`] }],
-    methods: service.events.map((e) => ({
-      name: eventMemberNames(e.tsName).publish,
-      docs: [eventDoc(e, service, `Publishes \`${e.wireName}\`.`)],
-      parameters: [
-        { name: "payload", type: e.payloadType },
-        { name: "options", type: "PublishOptions", hasQuestionToken: true },
-      ],
-      returnType: "Promise<void>",
-      statements: `return this.#transport.publish(${descriptor}.events.${e.tsName}, payload, options);`,
-    })),
-  });
-  file.addClass({
-    name: subscriber,
-    isExported: true,
-    docs: [docText(`${service.description}\n\nSubscribes to the ${service.name} events on \`${exchange}\`. Without a \`group\` each subscriber sees every event (broadcast); subscribers sharing a \`group\` share one durable queue, so each event is handled once per group. Handlers get validated payloads; a throwing handler is retried, then the event is dead-lettered.`)],
-    properties: [transport],
-    ctors: [ctor],
-    methods: service.events.map((e) => ({
-      name: eventMemberNames(e.tsName).on,
-      docs: [eventDoc(e, service, `Runs \`handler\` for each \`${e.wireName}\` event.`)],
-      parameters: [
-        { name: "handler", type: `EventHandler<${e.payloadType}>` },
-        { name: "options", type: "SubscribeOptions", hasQuestionToken: true },
-      ],
-      returnType: "Promise<Subscription>",
-      statements: `return this.#transport.subscribe(${descriptor}.events.${e.tsName}, handler, options);`,
-    })),
-  });
+    (prepare ? `    transport.prepare?.(${descriptor});\n` : "") +
+    "  }\n";
+  out += `\n${head(publisher, docText(`${service.description}\n\nPublishes the ${service.name} events to the ${type} exchange \`${exchange}\`. Each method validates the payload (\`invalid_event\` and nothing sent when it does not match) and resolves once the broker has confirmed the event.`), true)}`;
+  for (const e of service.events) {
+    out += `\n${docComment(eventDoc(e, service, `Publishes \`${e.wireName}\`.`), "  ")}`;
+    out += `  ${eventMemberNames(e.tsName).publish}(${params([["payload", e.payloadType], ["options", "PublishOptions", true]])}): Promise<void> {\n`;
+    out += `    return this.#transport.publish(${descriptor}.events.${e.tsName}, payload, options);\n  }\n`;
+  }
+  out += "}\n";
+  out += `\n${head(subscriber, docText(`${service.description}\n\nSubscribes to the ${service.name} events on \`${exchange}\`. Without a \`group\` each subscriber sees every event (broadcast); subscribers sharing a \`group\` share one durable queue, so each event is handled once per group. Handlers get validated payloads; a throwing handler is retried, then the event is dead-lettered.`), false)}`;
+  for (const e of service.events) {
+    out += `\n${docComment(eventDoc(e, service, `Runs \`handler\` for each \`${e.wireName}\` event.`), "  ")}`;
+    out += `  ${eventMemberNames(e.tsName).on}(${params([["handler", `EventHandler<${e.payloadType}>`], ["options", "SubscribeOptions", true]])}): Promise<Subscription> {\n`;
+    out += `    return this.#transport.subscribe(${descriptor}.events.${e.tsName}, handler, options);\n  }\n`;
+  }
+  return `${out}}\n`;
 }

@@ -2,49 +2,31 @@
  * server.ts of a service (the handlers interface and a one-line binder) and
  * the index modules that re-export each service and the shared types.
  */
-import type { SourceFile } from "ts-morph";
 import { methodDoc, typeImports } from "./emit-client.js";
+import { docComment, exportLine, importLine, params } from "./emit-text.js";
 import type { Model, ServiceModel } from "./model.js";
 import { interfaceMethodName } from "./naming.js";
 import { docText } from "./text.js";
 
-/** Fills `file` with `<Service>Handlers` and `serve<Service>`. */
-export function emitServer(file: SourceFile, service: ServiceModel, runtime: string): void {
+/** The server module of `service`, `<Service>Handlers` and `serve<Service>` (without the header). */
+export function emitServer(service: ServiceModel, runtime: string): string {
   const { descriptor, handlers, serve } = service.names;
   const typeNames = typeImports(service, ["request", "response", "error"]);
-  file.addImportDeclaration({
-    isTypeOnly: true,
-    moduleSpecifier: runtime,
-    namedImports: [...(typeNames.length > 0 ? ["HandlerContext"] : []), "RegisterOptions", "Registration", "RpcServer"],
-  });
-  file.addImportDeclaration({ moduleSpecifier: "./descriptor.js", namedImports: [descriptor] });
-  if (typeNames.length > 0) file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: "./types.js", namedImports: typeNames });
-  file.addInterface({
-    name: handlers,
-    isExported: true,
-    docs: [docText(`${service.description}\n\nWhat a ${service.name} server implements: one handler per method. Return the response (or a promise of it); throw \`ctx.error(code, data)\` for a declared error.`)],
-    methods: service.methods.map((m) => ({
-      name: interfaceMethodName(m.tsName),
-      docs: [methodDoc(m)],
-      parameters: [
-        { name: "request", type: m.types.request },
-        { name: "ctx", type: `HandlerContext<${m.types.error}>` },
-      ],
-      returnType: `${m.types.response} | Promise<${m.types.response}>`,
-    })),
-  });
-  file.addFunction({
-    name: serve,
-    isExported: true,
-    docs: [`Serves ${service.name} on \`server\` with \`handlers\`; resolves once its queue is being consumed.`],
-    parameters: [
-      { name: "server", type: "RpcServer" },
-      { name: "handlers", type: handlers },
-      { name: "options", type: "RegisterOptions", hasQuestionToken: true },
-    ],
-    returnType: "Promise<Registration>",
-    statements: `return server.register(${descriptor}, handlers, options);`,
-  });
+  let out = importLine([...(typeNames.length > 0 ? ["HandlerContext"] : []), "RegisterOptions", "Registration", "RpcServer"], runtime, true);
+  out += importLine([descriptor], "./descriptor.js");
+  if (typeNames.length > 0) out += importLine(typeNames, "./types.js", true);
+  out += "\n";
+  out += docComment(docText(`${service.description}\n\nWhat a ${service.name} server implements: one handler per method. Return the response (or a promise of it); throw \`ctx.error(code, data)\` for a declared error.`));
+  out += `export interface ${handlers} {\n`;
+  for (const m of service.methods) {
+    out += docComment(methodDoc(m), "  ");
+    out += `  ${interfaceMethodName(m.tsName)}(${params([["request", m.types.request], ["ctx", `HandlerContext<${m.types.error}>`]])}): ${m.types.response} | Promise<${m.types.response}>;\n`;
+  }
+  out += "}\n\n";
+  out += docComment(`Serves ${service.name} on \`server\` with \`handlers\`; resolves once its queue is being consumed.`);
+  out += `export function ${serve}(${params([["server", "RpcServer"], ["handlers", handlers], ["options", "RegisterOptions", true]])}): Promise<Registration> {\n`;
+  out += `  return server.register(${descriptor}, handlers, options);\n}\n`;
+  return out;
 }
 
 /** Type names a service's types.ts exports. */
@@ -57,32 +39,31 @@ export function exportedTypeNames(service: ServiceModel): string[] {
   return [...new Set(names)];
 }
 
-/** Fills `file` with a service's index: its descriptor, client, binder, event classes and types. */
-export function emitServiceIndex(file: SourceFile, service: ServiceModel): void {
+/** A service's index module: its descriptor, client, binder, event classes and types (without the header). */
+export function emitServiceIndex(service: ServiceModel): string {
   const { descriptor, client, handlers, serve } = service.names;
-  file.addExportDeclaration({ moduleSpecifier: "./descriptor.js", namedExports: [descriptor] });
-  file.addExportDeclaration({ moduleSpecifier: "./client.js", namedExports: [client] });
-  file.addExportDeclaration({ moduleSpecifier: "./server.js", namedExports: [serve] });
-  file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: "./server.js", namedExports: [handlers] });
-  if (service.events.length > 0) file.addExportDeclaration({ moduleSpecifier: "./events.js", namedExports: [service.names.publisher, service.names.subscriber] });
+  let out = exportLine([descriptor], "./descriptor.js");
+  out += exportLine([client], "./client.js");
+  out += exportLine([serve], "./server.js");
+  out += exportLine([handlers], "./server.js", true);
+  if (service.events.length > 0) out += exportLine([service.names.publisher, service.names.subscriber], "./events.js");
   const types = exportedTypeNames(service);
-  if (types.length > 0) file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: "./types.js", namedExports: types });
-  if (service.sharedTypes.length > 0) {
-    file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: "../common/types.js", namedExports: [...service.sharedTypes] });
-  }
+  if (types.length > 0) out += exportLine(types, "./types.js", true);
+  if (service.sharedTypes.length > 0) out += exportLine(service.sharedTypes, "../common/types.js", true);
+  return out;
 }
 
-/** Fills `file` with the top-level index: every service's public names, its types as a namespace, and the shared types. */
-export function emitRootIndex(file: SourceFile, model: Model): void {
+/** The top-level index module: every service's public names, its types as a namespace, and the shared types (without the header). */
+export function emitRootIndex(model: Model): string {
+  let out = "";
   for (const s of model.services) {
     const from = `./${s.names.dir}/index.js`;
     const eventClasses = s.events.length > 0 ? [s.names.publisher, s.names.subscriber] : [];
-    file.addExportDeclaration({ moduleSpecifier: from, namedExports: [s.names.descriptor, s.names.client, s.names.serve, ...eventClasses] });
-    file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: from, namedExports: [s.names.handlers] });
-    if (exportedTypeNames(s).length > 0) file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: `./${s.names.dir}/types.js`, namespaceExport: s.names.types });
+    out += exportLine([s.names.descriptor, s.names.client, s.names.serve, ...eventClasses], from);
+    out += exportLine([s.names.handlers], from, true);
+    if (exportedTypeNames(s).length > 0) out += `export type * as ${s.names.types} from "./${s.names.dir}/types.js";\n`;
   }
-  if (model.shared.length > 0) {
-    file.addExportDeclaration({ isTypeOnly: true, moduleSpecifier: "./common/types.js", namedExports: model.shared.map((d) => d.name) });
-  }
-  if (model.services.length === 0 && model.shared.length === 0) file.addStatements("export {};");
+  if (model.shared.length > 0) out += exportLine(model.shared.map((d) => d.name), "./common/types.js", true);
+  if (model.services.length === 0 && model.shared.length === 0) out += "export { };\n";
+  return out;
 }

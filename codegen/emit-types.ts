@@ -5,9 +5,9 @@
  * imported.
  */
 import { compile, type JSONSchema } from "json-schema-to-typescript";
-import type { SourceFile } from "ts-morph";
 import type { NamedSchema, Schema, ServiceModel } from "./model.js";
 import { SCHEMA_LIST, SCHEMA_MAP, SCHEMA_ONE, pureRefName } from "./bundle.js";
+import { docComment, formatTypeScript } from "./emit-text.js";
 import { docText, stringLiteral } from "./text.js";
 
 /** Type rules (documented in docs/SERVICE-FORMAT.md): absent additionalProperties means none, min/maxItems do not make tuples. */
@@ -55,19 +55,52 @@ function isEmptyClosedObject(schema: { readonly [keyword: string]: unknown }): b
   return declared.every((k) => schema[k] === undefined || (k === "properties" && Object.keys(schema[k] as object).length === 0));
 }
 
-/** TypeScript declarations of named schemas, in order. */
-export async function declareTypes(named: readonly NamedSchema[]): Promise<string> {
-  const parts = await Promise.all(
-    named.map(async ({ name, schema }) => {
-      const code = await compile(typeSchema(schema), name, COMPILE_OPTIONS);
-      if (!new RegExp(`^export (interface|type) ${name}\\b`, "m").test(code)) {
-        throw new Error(`json-schema-to-typescript named the type for ${name} differently`);
+/**
+ * Memo of formatted declarations by type name and schema: compiling one with
+ * json-schema-to-typescript and formatting it costs a millisecond or more, so
+ * watch mode (and a run in which services repeat a shape) pays it once per
+ * distinct declaration.
+ */
+export type TypeCache = Map<string, Promise<string>>;
+
+/** At most this many declarations stay memoised; past it the memo starts afresh. */
+const TYPE_CACHE_LIMIT = 20_000;
+
+/**
+ * TypeScript declarations of named schemas, one per schema, in order, each
+ * formatted and ending in a newline. With `lastEndsFile` the last one is
+ * formatted as the end of a file that closes with a blank line, where
+ * TypeScript's formatter inserts no semicolon after a final type alias (the
+ * snapshots keep that quirk).
+ */
+export async function declareTypes(named: readonly NamedSchema[], cache: TypeCache = new Map(), lastEndsFile = false): Promise<string[]> {
+  return Promise.all(
+    named.map(({ name, schema }, i) => {
+      const input = typeSchema(schema);
+      const atEnd = lastEndsFile && i === named.length - 1;
+      const key = `${name}\0${atEnd ? "end" : ""}\0${JSON.stringify(input)}`;
+      let code = cache.get(key);
+      if (code === undefined) {
+        if (cache.size >= TYPE_CACHE_LIMIT) cache.clear();
+        code = compileNamed(input, name, atEnd);
+        cache.set(key, code);
+        // A failed compile is not memoised: the next run tries again.
+        code.catch(() => cache.delete(key));
       }
-      // Doc text has no line separators left (docText), so these can only be inside string literals.
-      return code.replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+      return code;
     }),
   );
-  return parts.join("\n");
+}
+
+async function compileNamed(input: JSONSchema, name: string, atEnd: boolean): Promise<string> {
+  const code = await compile(input, name, COMPILE_OPTIONS);
+  if (!new RegExp(`^export (interface|type) ${name}\\b`, "m").test(code)) {
+    throw new Error(`json-schema-to-typescript named the type for ${name} differently`);
+  }
+  // Doc text has no line separators left (docText), so these can only be inside string literals.
+  const escaped = code.replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+  // Unindented and without semicolons as printed; a declaration formats the same alone as amid others.
+  return formatTypeScript(`${escaped.trimEnd()}\n${atEnd ? "\n" : ""}`);
 }
 
 /** Every named schema a service's types.ts declares: own defs, then per method request, response, error data, then event payloads. */
@@ -93,21 +126,19 @@ function withDoc(schema: Schema, fallback: string): Schema {
   return typeof schema.description === "string" ? schema : { description: fallback, ...schema };
 }
 
-/** Adds each method's declared-error union: `{ code: "x"; data: XData } | { code: "y"; data?: undefined }`, or `never`. */
-export function addErrorUnions(file: SourceFile, service: ServiceModel): void {
+/** Each method's declared-error union, `{ code: "x"; data: XData; } | { code: "y"; data?: undefined; }` or `never`, as formatted source text. */
+export function errorUnions(service: ServiceModel): string {
+  let out = "";
   for (const m of service.methods) {
+    // Printed as TypeScript's formatter leaves it: a `;` after the last member too.
     const members = m.errors.map((e) =>
-      e.dataType === undefined ? `{ code: ${stringLiteral(e.code)}; data?: undefined }` : `{ code: ${stringLiteral(e.code)}; data: ${e.dataType} }`,
+      e.dataType === undefined ? `{ code: ${stringLiteral(e.code)}; data?: undefined; }` : `{ code: ${stringLiteral(e.code)}; data: ${e.dataType}; }`,
     );
     const list = m.errors.map((e) => `- \`${e.code}\`: ${e.description}`).join("\n");
-    file.addTypeAlias({
-      leadingTrivia: "\n",
-      name: m.types.error,
-      isExported: true,
-      type: members.length === 0 ? "never" : members.join(" | "),
-      docs: [docText(m.errors.length === 0 ? `\`${m.wireName}\` declares no errors.` : `Declared errors of \`${m.wireName}\`:\n${list}`)],
-    });
+    const doc = docText(m.errors.length === 0 ? `\`${m.wireName}\` declares no errors.` : `Declared errors of \`${m.wireName}\`:\n${list}`);
+    out += `\n${docComment(doc)}export type ${m.types.error} = ${members.length === 0 ? "never" : members.join(" | ")};\n`;
   }
+  return out;
 }
 
 /** Shared type names that `code` mentions, for the import list. */

@@ -3,7 +3,8 @@
  * the tests and the benchmark all go through here.
  */
 import path from "node:path";
-import { emitAll, type Plan } from "./emit.js";
+import { DEFAULT_RUNTIME } from "./config.js";
+import { createEmitCache, emitModel, type EmitCache, type Plan } from "./emit.js";
 import { loadSchemas } from "./load.js";
 import { buildModel, type Model } from "./model.js";
 
@@ -11,24 +12,37 @@ import { buildModel, type Model } from "./model.js";
 export interface GenerateOptions {
   /** @default "schemas" */
   readonly schemasDir?: string;
-  /** Runtime module specifier as seen from `<out>/<service>/`. @default "../../src/index.js" */
+  /** Runtime module specifier as seen from `<out>/<service>/`. @default "warren" */
   readonly runtime?: string;
   /** @default process.cwd() */
   readonly cwd?: string;
 }
 
-/** Default runtime import inside the warren repository. */
-export const DEFAULT_RUNTIME = "../../src/index.js";
+/** The runtime import when none is given: the installed package. */
+export { DEFAULT_RUNTIME };
 
-/** Runs load, model and emit; throws `CodegenError(s)` for a bad contract, and writes nothing. */
-export async function generate(options: GenerateOptions = {}): Promise<{ model: Model; plan: Plan }> {
+/** What one run produced. */
+export interface Generated {
+  readonly model: Model;
+  readonly plan: Plan;
+  /** Services whose files were printed anew rather than taken from the cache (all of them without one). */
+  readonly emitted: readonly string[];
+}
+
+/**
+ * Runs load, model and emit; throws `CodegenError(s)` for a bad contract, and
+ * writes nothing. Pass the same `cache` to successive runs (watch mode) to
+ * re-emit only the services whose contract or shared types changed.
+ */
+export async function generate(options: GenerateOptions = {}, cache: EmitCache = createEmitCache()): Promise<Generated> {
   const cwd = options.cwd ?? process.cwd();
   const schemasDir = options.schemasDir ?? "schemas";
   const loaded = await loadSchemas(schemasDir, cwd);
   const model = buildModel(loaded);
-  const plan = await emitAll(model, {
-    runtime: options.runtime ?? DEFAULT_RUNTIME,
-    schemasLabel: path.basename(path.resolve(cwd, schemasDir)),
-  });
-  return { model, plan };
+  const { plan, emitted } = await emitModel(
+    model,
+    { runtime: options.runtime ?? DEFAULT_RUNTIME, schemasLabel: path.basename(path.resolve(cwd, schemasDir)) },
+    cache,
+  );
+  return { model, plan, emitted };
 }

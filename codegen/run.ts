@@ -17,6 +17,7 @@ import { toPosix } from "./load.js";
 import type { ServiceModel } from "./model.js";
 import { writeScaffolds } from "./scaffold.js";
 import { didYouMean } from "./suggest.js";
+import { watch } from "./watch.js";
 import { applyPlan, diffPlan, isClean } from "./write.js";
 
 /** Where the CLI reads and prints. */
@@ -24,12 +25,14 @@ export interface CliIo {
   readonly cwd: string;
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
+  /** Settles to stop a long-running command (`--watch`) as SIGINT would; for tests and embedding. */
+  readonly stop?: Promise<unknown>;
 }
 
 /** The generator's version, from its package.json. */
 export const VERSION: string = packageJson.version;
 
-const USAGE = `usage: warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH] [--config FILE] [--check] [--scaffold SERVICE]...
+const USAGE = `usage: warren-codegen [--schemas DIR] [--out DIR] [--runtime PATH] [--config FILE] [--check | --watch] [--scaffold SERVICE]...
        warren-codegen breaking --against REF [--schemas DIR] [--check-version]   (see: warren-codegen breaking --help)
 
 Generates typed clients, server skeletons, publishers and subscribers from JSON Schema
@@ -42,6 +45,7 @@ from ${CONFIG_FILE} (searched from the working directory upward), else the defau
                       (default: ${DEFAULT_RUNTIME})
   --config FILE       read this config file instead of searching for ${CONFIG_FILE}
   --check             exit 1 if <out> differs from what the contracts produce; write nothing
+  --watch             regenerate on every change to the contracts until Ctrl-C
   --scaffold SERVICE  also write a starting implementation of SERVICE (repeatable) into the
                       config's "scaffold" directory or --scaffold-dir (never overwrites)
   --scaffold-dir DIR  where --scaffold writes (default: the config's "scaffold", else src/services)
@@ -51,6 +55,7 @@ from ${CONFIG_FILE} (searched from the working directory upward), else the defau
 examples:
   warren-codegen                                   generate schemas/ -> generated/
   warren-codegen --check                           in CI: fail when generated/ is stale
+  warren-codegen --watch                           regenerate on save while you edit contracts
   warren-codegen --scaffold Greeter                write src/services/greeter.ts once
   warren-codegen --schemas contracts --out src/generated --runtime warren
   warren-codegen breaking --against origin/main    classify every contract change since main`;
@@ -68,6 +73,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         runtime: { type: "string" },
         config: { type: "string" },
         check: { type: "boolean", default: false },
+        watch: { type: "boolean", default: false },
         scaffold: { type: "string", multiple: true },
         "scaffold-dir": { type: "string" },
         version: { type: "boolean", default: false },
@@ -91,8 +97,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.err("warren-codegen: --check and --scaffold cannot be combined (--check writes nothing)");
     return 2;
   }
+  if (values.watch && (values.check || scaffold.length > 0)) {
+    io.err(`warren-codegen: --watch cannot be combined with ${values.check ? "--check" : "--scaffold"}`);
+    return 2;
+  }
   try {
     const settings = await resolveSettings({ schemas: values.schemas, out: values.out, runtime: values.runtime, config: values.config, scaffold: values["scaffold-dir"] }, io.cwd);
+    if (values.watch) return await watchUntilStopped(settings, io);
     const { model, plan } = await generate({ schemasDir: settings.schemas, runtime: settings.runtime, cwd: io.cwd });
     const shownOut = toPosix(path.relative(io.cwd, settings.out)) || ".";
     const diff = await diffPlan(settings.out, plan);
@@ -123,6 +134,25 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     else io.err(`warren-codegen: ${(error as Error).message ?? String(error)}`);
     return 1;
   }
+}
+
+/** `--watch`: regenerates on every change until SIGINT or SIGTERM (or `io.stop`), then exits 0. */
+async function watchUntilStopped(settings: Settings, io: CliIo): Promise<number> {
+  const watcher = watch({ schemasDir: settings.schemas, outDir: settings.out, runtime: settings.runtime, cwd: io.cwd }, { out: io.out, err: io.err });
+  await watcher.ready;
+  io.out(`watching ${toPosix(path.relative(io.cwd, settings.schemas)) || "."}/ (Ctrl-C stops)`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    io.stop?.then(stop, stop);
+  });
+  await watcher.close();
+  return 0;
 }
 
 /** The services `--scaffold` names (by contract name, or its file name), or why one is not there. */

@@ -34,6 +34,29 @@ export async function diffPlan(outDir: string, plan: Plan): Promise<Diff> {
   return diff;
 }
 
+/**
+ * {@link diffPlan} for a plan that follows `previous`, which was applied to
+ * `outDir` and left it clean: only the paths whose planned content changed are
+ * read. (Watch mode: a run touches what changed, not every generated file.)
+ */
+export async function diffSince(outDir: string, previous: Plan, plan: Plan): Promise<Diff> {
+  const diff: Diff = { stale: [], missing: [], extra: [], foreign: [] };
+  for (const [rel, content] of plan) {
+    if (previous.get(rel) === content) continue;
+    const current = await readIfExists(path.join(outDir, rel));
+    if (current === undefined) diff.missing.push(rel);
+    else if (!isGeneratedText(current)) diff.foreign.push(rel);
+    else if (current !== content) diff.stale.push(rel);
+  }
+  for (const rel of previous.keys()) {
+    if (plan.has(rel)) continue;
+    const current = await readIfExists(path.join(outDir, rel));
+    // Gone already, or replaced by a file of the user's: nothing to remove.
+    if (current !== undefined && isGeneratedText(current)) diff.extra.push(rel);
+  }
+  return diff;
+}
+
 /** True when the output directory already matches the plan. */
 export function isClean(diff: Diff): boolean {
   return diff.stale.length + diff.missing.length + diff.extra.length + diff.foreign.length === 0;

@@ -9,10 +9,11 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ROOT, TMP, cli } from "./helpers.js";
+import { ROOT, cli } from "./helpers.js";
 
 const CASES = path.join(ROOT, "test/codegen/breaking");
-const REPO = path.join(TMP, "breaking-git");
+/** Outside this repository, so that its warren.config.json is not found upward from the scratch repository. */
+const REPO = path.join(os.tmpdir(), `warren-git-scratch-${process.pid}`);
 const OUTSIDE: string[] = [];
 
 afterAll(async () => {

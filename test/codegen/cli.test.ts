@@ -9,6 +9,7 @@ import { afterAll, beforeEach, expect, test } from "vitest";
 import { generate } from "../../codegen/generate.js";
 import { diffPlan } from "../../codegen/write.js";
 import { ROOT, TMP, cli, listFiles, runtimeFor } from "./helpers.js";
+import { resolveSettings } from "../../codegen/config.js";
 
 afterAll(() => rm(WORK, { recursive: true, force: true }));
 
@@ -77,6 +78,7 @@ test("refuses to overwrite a file without the generated header", async () => {
 });
 
 test("the committed generated/ matches what schemas/ produce", async () => {
-  const { plan } = await generate({ cwd: ROOT });
+  const settings = await resolveSettings({}, ROOT); // this repository's warren.config.json
+  const { plan } = await generate({ schemasDir: settings.schemas, runtime: settings.runtime, cwd: ROOT });
   expect(await diffPlan(path.join(ROOT, "generated"), plan)).toEqual({ stale: [], missing: [], extra: [], foreign: [] });
 });

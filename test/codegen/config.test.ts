@@ -10,7 +10,16 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeEach, describe, expect, test } from "vitest";
 import codegenPackage from "../../codegen/package.json" with { type: "json" };
+import { runCli } from "../../codegen/run.js";
 import { FIXTURES, cli, listFiles } from "./helpers.js";
+
+/** Waits until `check` holds (polling), failing after 10 s. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  for (const end = Date.now() + 10_000; !(await check()); ) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** Outside the repository: its own warren.config.json and package.json must not be found upward. */
 const DIR = path.join(os.tmpdir(), `warren-config-${randomBytes(4).toString("hex")}`);
@@ -78,6 +87,21 @@ describe("hints name a command the project has", () => {
     await writeFile(path.join(DIR, "package.json"), JSON.stringify({ scripts: { gen: "warren-codegen", "gen:check": "warren-codegen --check" } }));
     expect((await cli(["--check"], DIR)).err.at(-1)).toBe("generated/ is out of date; run: npm run gen");
   });
+});
+
+test("--watch regenerates on save until stopped, then exits 0", async () => {
+  await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "contracts" }));
+  const lines: string[] = [];
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const running = runCli(["--watch"], { cwd: DIR, out: (l) => lines.push(l), err: (l) => lines.push(l), stop: stopped });
+  const descriptor = path.join(DIR, "generated/words/descriptor.ts");
+  await until(async () => (await readFile(descriptor, "utf8").catch(() => "")).includes('version: "1.0.0"'));
+  await writeFile(path.join(DIR, "contracts/words.service.json"), (await readFile(CONTRACT, "utf8")).replace('"version": "1.0.0"', '"version": "1.0.7"'));
+  await until(async () => (await readFile(descriptor, "utf8")).includes('version: "1.0.7"'));
+  stop();
+  expect(await running).toBe(0);
+  expect(lines.some((l) => l.startsWith("watching contracts/"))).toBe(true);
 });
 
 test("--version prints the generator's version; --help shows examples", async () => {
