@@ -59,7 +59,7 @@ class Parser {
   }
 
   private ws(): void {
-    while (/[ \t\r\n]/.test(this.text[this.#i] ?? "")) this.#i++;
+    for (let c = this.text.charCodeAt(this.#i); c === 32 || c === 9 || c === 10 || c === 13; c = this.text.charCodeAt(++this.#i));
   }
 
   private value(pointer: string): Json {

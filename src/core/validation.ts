@@ -57,7 +57,7 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
  * that a schema means the same to both. `options` adds to it (the generator
  * asks for `verbose`).
  */
-export function createAjv(options: { verbose?: boolean; removeAdditional?: boolean } = {}): Ajv2020 {
+export function createAjv(options: { verbose?: boolean; removeAdditional?: boolean; validateSchema?: boolean } = {}): Ajv2020 {
   // strict: false — contracts may carry annotation keywords (e.g. `tsType`) Ajv does not know.
   const instance = new Ajv2020({ allErrors: true, strict: false, validateFormats: true, ...options });
   addFormats(instance);
