@@ -106,6 +106,9 @@ describe("a fresh project", () => {
     );
     const version = await ok("npx", ["warren-codegen", "--version"]);
     expect(version.trim()).toMatch(/^warren-codegen \d+\.\d+\.\d+$/);
+    // The same package's second bin, the command line, with its own dependencies (commander, amqplib).
+    expect((await ok("npx", ["warren", "--version"])).trim()).toMatch(/^warren \d+\.\d+\.\d+$/);
+    expect(await ok("npx", ["warren", "describe", "Greeter.greet"])).toContain("Greets someone by name.");
     await ok("npm", ["run", "--silent", "codegen"]);
     const descriptor = await readFile(path.join(project, "generated/greeter/descriptor.ts"), "utf8");
     expect(descriptor).toContain('from "warren"');
