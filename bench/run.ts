@@ -31,6 +31,7 @@ import { CLIENTS, IMPL_LABEL, PREFETCH, SERVERS, loadRabbitmqClient, type BenchC
 import { ECHO_BYTES, addRequest, checkAdd, checkEcho, echoRequest } from "./lib/payload.js";
 import { Samples, median, percentile } from "./lib/stats.js";
 import { brokerPid, childCpuMicros, procCpuMicros, selfCpuMicros } from "./lib/cpu.js";
+import { stopChildren } from "./lib/child.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** True when running the tsc output in dist-bench/ rather than the sources through tsx. */
@@ -104,17 +105,7 @@ async function startServer(impl: ImplName): Promise<void> {
 async function cleanup(): Promise<void> {
   await Promise.all(Object.values(clients).map((c) => c.close().catch(() => {})));
   await Promise.all(inprocServers.map((s) => s.close().catch(() => {})));
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || !c.connected) return resolve();
-          const t = setTimeout(() => (c.kill(), resolve()), 5000);
-          c.once("exit", () => (clearTimeout(t), resolve()));
-          c.send("stop");
-        }),
-    ),
-  );
+  await stopChildren(children);
   const conn = await amqp.connect(url);
   const ch = await conn.createChannel();
   for (const q of Object.values(queues)) for (const name of [q.add, q.echo]) await ch.deleteQueue(name).catch(() => {});

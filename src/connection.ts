@@ -4,9 +4,10 @@
  * connection itself) and `rpc/`, `events/` (which see only its
  * `ChannelSource` side) — so none of them imports another's classes.
  */
-import { AmqpConnection, dialAmqp } from "./amqp/connection.js";
-import type { ConnectionOptions, EventBusOptions } from "./core/options.js";
-import { EventBus } from "./events/bus.js";
+import { AmqpConnection, dialAmqp, type Dial, type Dialed } from "./amqp/connection.js";
+import type { ConnectionOptions } from "./core/options.js";
+import { EventBus, type EventBusOptions } from "./events/bus.js";
+import { defaultTelemetry, isTelemetryInterceptor } from "./otel/default.js";
 import { RpcClient, type ClientOptions } from "./rpc/client.js";
 import { RpcServer, type ServerOptions } from "./rpc/server.js";
 
@@ -22,21 +23,46 @@ import { RpcServer, type ServerOptions } from "./rpc/server.js";
  * - `close` — closed for good by {@link Connection.close}.
  */
 export class Connection extends AmqpConnection {
-  /** Creates a client (an `RpcTransport` for generated stubs) on this connection; resolves once its reply consumer is active. */
+  readonly #telemetry: boolean;
+
+  /** @internal use {@link connect}. */
+  constructor(first: Dialed, dial: Dial, options: ConnectionOptions) {
+    super(first, dial, options);
+    this.#telemetry = options.telemetry ?? true;
+  }
+
+  /**
+   * Creates a client (an `RpcTransport` for generated stubs) on this connection; resolves once its reply consumer is active.
+   * With OpenTelemetry set up (see {@link ConnectionOptions.telemetry}) its tracing interceptor runs first.
+   */
   async client(options: ClientOptions = {}): Promise<RpcClient> {
-    const client = new RpcClient(this, options);
+    const t = this.#telemetryFor(options.interceptors);
+    const client = new RpcClient(this, t === undefined ? options : { ...options, interceptors: [t.client, ...(options.interceptors ?? [])] });
     await client.ready();
     return client;
   }
 
-  /** Creates an event bus (an `EventTransport` for generated publishers and subscribers) on this connection. */
+  /** Creates an event bus (an `EventTransport` for generated publishers and subscribers) on this connection; traced like {@link client}. */
   events(options: EventBusOptions = {}): EventBus {
-    return new EventBus(this, options);
+    const t = this.#telemetryFor([...(options.publishInterceptors ?? []), ...(options.processInterceptors ?? [])]);
+    if (t === undefined) return new EventBus(this, options);
+    return new EventBus(this, {
+      ...options,
+      publishInterceptors: [t.publish, ...(options.publishInterceptors ?? [])],
+      processInterceptors: [t.process, ...(options.processInterceptors ?? [])],
+    });
   }
 
-  /** Creates a server on this connection; register services on it. */
+  /** Creates a server on this connection; register services on it. Traced like {@link client}. */
   server(options: ServerOptions = {}): RpcServer {
-    return new RpcServer(this, options);
+    const t = this.#telemetryFor(options.interceptors);
+    return new RpcServer(this, t === undefined ? options : { ...options, interceptors: [t.server, ...(options.interceptors ?? [])] });
+  }
+
+  /** The default telemetry, unless switched off or the caller installed warren's telemetry interceptors itself. */
+  #telemetryFor(interceptors: readonly unknown[] | undefined) {
+    if (!this.#telemetry || interceptors?.some(isTelemetryInterceptor)) return undefined;
+    return defaultTelemetry();
   }
 }
 

@@ -13,7 +13,7 @@
  */
 import amqp, { type ConsumeMessage } from "amqplib";
 import { connect, lineLogger } from "../../src/index.js";
-import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
+import { CalculatorClient, serveCalculator, type CalculatorHandlers } from "../../generated/calculator/index.js";
 import { BenchClient, serveBench } from "../../generated/bench/index.js";
 import type { Batch } from "../../generated/bench/types.js";
 
@@ -219,17 +219,20 @@ export async function warrenClient(url: string, q: Queues): Promise<BenchClientI
   };
 }
 
+/** The Calculator the benchmarks serve: answers at once, no work. */
+export const benchCalculatorHandlers: CalculatorHandlers = {
+  add: ({ a, b }) => ({ sum: a + b }),
+  divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
+  summarize: ({ values, statistic, label }) => ({ statistic, value: values[0]!, count: values.length, label: label ?? null }),
+  centroid: ({ points }) => points[0]!,
+};
+
 export async function warrenServer(url: string, q: Queues): Promise<BenchServerImpl> {
   const conn = await connect(url, { name: "bench-warren-server", logger: quiet });
   const server = conn.server({ prefetch: PREFETCH });
   await serveCalculator(
     server,
-    {
-      add: ({ a, b }) => ({ sum: a + b }),
-      divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
-      summarize: ({ values, statistic, label }) => ({ statistic, value: values[0]!, count: values.length, label: label ?? null }),
-      centroid: ({ points }) => points[0]!,
-    },
+    benchCalculatorHandlers,
     { queue: q.add },
   );
   await serveBench(server, { echo: (batch) => batch }, { queue: q.echo });

@@ -45,6 +45,13 @@ export interface ConnectionOptions {
   coalesceWrites?: boolean;
   /** Backoff between reconnection attempts after a loss. */
   reconnect?: ReconnectOptions;
+  /**
+   * Spans and metrics by OpenTelemetry's conventions on every client, server
+   * and event bus of the connection, when `@opentelemetry/api` is installed
+   * and an SDK is registered (see `warren/otel`); `false` installs none.
+   * @default true
+   */
+  telemetry?: boolean;
 }
 
 /** Capped exponential backoff with jitter; attempts go on until the connection is closed. */

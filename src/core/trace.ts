@@ -8,6 +8,13 @@
  * The context lives in an AsyncLocalStorage that is entered only for traced
  * requests and events: a process that never receives a `traceparent` never
  * enables it (once enabled, Node tracks every promise, a cost to all code).
+ *
+ * With OpenTelemetry (src/otel/), the telemetry interceptors write the trace
+ * context of their own spans into a message's headers through the API's
+ * propagator; a `traceparent` set that way is the caller's, so it wins over
+ * the one forwarded here (see {@link inheritedTrace}). This forwarding is
+ * what remains when no propagator writes one: `@opentelemetry/api` absent,
+ * or present with no SDK registered — so nothing regresses either way.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 

@@ -11,12 +11,52 @@ import { brokerRefusal, declareExchange } from "../amqp/queues.js";
 import { FlowControl } from "../amqp/flow.js";
 import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "../core/descriptor.js";
 import { RpcError, ValidationError, describeTarget, isRpcError } from "../core/errors.js";
-import { resolveEventBusOptions, type EventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "../core/options.js";
+import { resolveEventBusOptions, type EventBusOptions as BaseEventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "../core/options.js";
 import { CONTENT_TYPE, CONTRACT_VERSION_HEADER, tryEncodeBody } from "../core/protocol.js";
 import { routingKeyFor } from "../core/routing.js";
 import { inheritedTrace } from "../core/trace.js";
 import { payloadCheck } from "../core/validation.js";
-import { EventSubscription, type EventHandler, type Subscription } from "./subscription.js";
+import { EventSubscription, composeEvents, type EventHandler, type ProcessInterceptor, type Subscription } from "./subscription.js";
+
+/** One event being published, as publish interceptors see it: validated, encoded, routed. */
+export interface OutgoingEvent {
+  /** The event published (its `service` is the contract). */
+  readonly event: EventDescriptor<any>;
+  /** The payload, after it passed its schema. */
+  readonly payload: unknown;
+  /** The exchange it goes to, after run-time overrides. */
+  readonly exchange: string;
+  /** Its routing key. */
+  readonly routingKey: string;
+  /** Its `message_id`. */
+  readonly messageId: string;
+  /**
+   * Headers the event is sent with: the caller's, and whatever interceptors
+   * add (e.g. trace context). Keys starting with `x-warren-` are the
+   * protocol's: the contract version always wins over a value set here.
+   * Only these headers are read back: changes to the other fields are ignored.
+   */
+  readonly headers: Record<string, string | number | boolean>;
+}
+
+/** The rest of a bus's publish chain: resolves once the broker confirmed the event, or rejects with an `RpcError`. */
+export type PublishNext = (event: OutgoingEvent) => Promise<void>;
+
+/**
+ * Wraps each publish of an event bus, after the payload was validated and
+ * before anything is sent. It may add headers, call `next` (once) and observe
+ * or replace the outcome. Anything it throws that is not an `RpcError` fails
+ * the publish with code `internal`, that error as `cause`.
+ */
+export type PublishInterceptor = (next: PublishNext) => PublishNext;
+
+/** Options of an {@link EventBus}. */
+export interface EventBusOptions extends BaseEventBusOptions {
+  /** Run around every publish, the first outermost; see {@link PublishInterceptor}. @default none */
+  publishInterceptors?: readonly PublishInterceptor[];
+  /** Run around every handler run of every subscription of this bus, the first outermost; see {@link ProcessInterceptor}. @default none */
+  processInterceptors?: readonly ProcessInterceptor[];
+}
 
 /** Per-publish options. */
 export interface PublishOptions {
@@ -73,12 +113,18 @@ export class EventBus implements EventTransport {
   #current: PublishChannel | undefined;
   #closed = false;
   readonly #flow: FlowControl;
+  /** The publish interceptors (composed per publish, around that publish's last step); `undefined` without any: publishing then runs none of this. */
+  readonly #publishInterceptors: readonly PublishInterceptor[] | undefined;
+  readonly #processInterceptors: readonly ProcessInterceptor[];
 
   /** @internal use `connection.events(options)`. */
   constructor(source: ChannelSource, options: EventBusOptions = {}) {
     this.#source = source;
-    this.#options = resolveEventBusOptions(options, source.logger);
+    const { publishInterceptors, processInterceptors, ...base } = options;
+    this.#options = resolveEventBusOptions(base, source.logger);
     this.#flow = new FlowControl(source);
+    this.#publishInterceptors = publishInterceptors !== undefined && publishInterceptors.length > 0 ? publishInterceptors : undefined;
+    this.#processInterceptors = processInterceptors ?? [];
   }
 
   /** See {@link EventTransport.prepare}. */
@@ -104,15 +150,29 @@ export class EventBus implements EventTransport {
     const exchange = this.exchangeOf(event.service);
     const encoded = tryEncodeBody(payload);
     if (!encoded.ok) throw new RpcError("invalid_event", `${describeTarget(target)}: the payload ${encoded.reason}`, target);
+    const messageId = options.messageId ?? uuidv4();
+    const deliver = (headers: PublishOptions["headers"]) => this.#deliver(target, exchange, routingKey, encoded.body, event.name, messageId, eventHeaders(headers, event.service.version));
+    const interceptors = this.#publishInterceptors;
+    if (interceptors === undefined) return deliver(options.headers);
+    const outgoing: OutgoingEvent = { event, payload, exchange: exchange.name, routingKey, messageId, headers: { ...options.headers } };
+    try {
+      await composeEvents<PublishNext>(interceptors, (o) => deliver(o.headers))(outgoing);
+    } catch (err) {
+      throw isRpcError(err) ? err : new RpcError("internal", `${describeTarget(target)}: a publish interceptor failed: ${(err as Error)?.message ?? String(err)}`, { ...target, cause: err });
+    }
+  }
+
+  /** Sends one encoded event: once, and once more after a nack; rejects with what the publisher should see. */
+  async #deliver(target: Target, exchange: ExchangeSpec, routingKey: string, body: Buffer, type: string, messageId: string, headers: Record<string, unknown>): Promise<void> {
     const properties = {
       deliveryMode: this.#options.persistent ? 2 : 1,
       contentType: CONTENT_TYPE,
-      type: event.name,
-      messageId: options.messageId ?? uuidv4(),
+      type,
+      messageId,
       timestamp: Math.floor(Date.now() / 1000),
-      headers: eventHeaders(options.headers, event.service.version),
+      headers,
     };
-    const send = () => this.#send(target, exchange, routingKey, encoded.body, properties);
+    const send = () => this.#send(target, exchange, routingKey, body, properties);
     // A nack says the event was not enqueued, and the nacked channel is retired: sending it once more, on a fresh channel, cannot duplicate it.
     await send().catch((err: unknown) => (err instanceof NackError ? send() : Promise.reject(err))).catch((err: unknown) => {
       throw isRpcError(err) ? err : unconfirmed(err, target, exchange.name);
@@ -160,7 +220,7 @@ export class EventBus implements EventTransport {
    */
   async subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.#closed) throw new RpcError("canceled", `${describeTarget({ service: event.service.name, method: event.name })}: the event bus is closed`);
-    const subscription: EventSubscription<P> = new EventSubscription(this.#source, event, this.exchangeOf(event.service), handler, options, this.#options, () =>
+    const subscription: EventSubscription<P> = new EventSubscription(this.#source, event, this.exchangeOf(event.service), handler, options, this.#options, this.#processInterceptors, () =>
       this.#subscriptions.delete(subscription),
     );
     await subscription.start();

@@ -54,10 +54,35 @@ export interface EventContext {
   readonly redelivered: boolean;
   /** The message's AMQP headers, as received. */
   readonly headers: Readonly<Record<string, unknown>>;
+  /** The consumer group of the subscription it reached; absent for a broadcast subscription (and from contexts built by hand). */
+  readonly group?: string | undefined;
+  /** The queue it was consumed from (server-named for broadcast); absent from contexts built by hand. */
+  readonly queue?: string;
+  /** The binding key of the subscription it reached (e.g. `orders.*.placed`); absent from contexts built by hand. */
+  readonly bindingKey?: string;
 }
 
 /** Handles one event; throwing (or rejecting) means "try again later". */
 export type EventHandler<P> = (payload: P, ctx: EventContext) => void | Promise<void>;
+
+/** The rest of a subscription's chain for one event: the handler, or the next interceptor. */
+export type ProcessNext = (payload: unknown, ctx: EventContext) => void | Promise<void>;
+
+/**
+ * Wraps each handler run of a subscription (each attempt of each event), after
+ * the payload passed its schema. It sees the payload and the event's context
+ * (its `headers`, `group`, `queue`, `attempt`); it may observe the outcome,
+ * and what it throws counts as a handler failure (retried, then
+ * dead-lettered). The first of a list is the outermost.
+ */
+export type ProcessInterceptor = (next: ProcessNext) => ProcessNext;
+
+/** `interceptors` around `last`, the first outermost (the event layer's twin of the RPC one). */
+export function composeEvents<F>(interceptors: readonly ((next: F) => F)[], last: F): F {
+  let chain = last;
+  for (let i = interceptors.length - 1; i >= 0; i--) chain = interceptors[i]!(chain);
+  return chain;
+}
 
 /** A running subscription; `close()` stops it gracefully. */
 export interface Subscription {
@@ -78,7 +103,9 @@ export class EventSubscription<P> implements Subscription {
   readonly deadLetterQueue: string;
   readonly #event: EventDescriptor<P>;
   readonly #exchange: ExchangeSpec;
-  readonly #handler: EventHandler<P>;
+  /** The handler, inside the process interceptors (composed once). */
+  readonly #handler: ProcessNext;
+  readonly #group: string | undefined;
   readonly #bus: ResolvedEventBusOptions;
   readonly #limits: ResolvedSubscribeLimits;
   readonly #groupQueue: string | undefined;
@@ -100,11 +127,13 @@ export class EventSubscription<P> implements Subscription {
     handler: EventHandler<P>,
     options: SubscribeOptions,
     bus: ResolvedEventBusOptions,
+    interceptors: readonly ProcessInterceptor[],
     private readonly onClosed: () => void,
   ) {
     this.#event = event;
     this.#exchange = exchange;
-    this.#handler = handler;
+    this.#handler = interceptors.length === 0 ? (handler as ProcessNext) : composeEvents<ProcessNext>(interceptors, handler as ProcessNext);
+    this.#group = options.group;
     this.#bus = bus;
     this.#limits = resolveSubscribeLimits(options);
     this.#bindingKey = checkBindingKey(options.bindingKey ?? defaultBindingKey(event, exchange.type), exchange.type);
@@ -195,9 +224,12 @@ export class EventSubscription<P> implements Subscription {
       attempt,
       redelivered: msg.fields.redelivered,
       headers,
+      group: this.#group,
+      queue: this.queue,
+      bindingKey: this.#bindingKey,
     };
     try {
-      await handleTraced(headers, this.#handler, payload as P, ctx);
+      await handleTraced(headers, this.#handler, payload, ctx);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (attempt >= this.#limits.maxAttempts) {

@@ -10,6 +10,7 @@ import { RpcError, describeTarget } from "../core/errors.js";
 import type { MethodChecks } from "../core/validation.js";
 import { Deadlines, type Expiring } from "./deadlines.js";
 import type { CallOptions } from "./transport.js";
+import type { OutgoingCall } from "./interceptors.js";
 
 /** Where pending calls were published (a reply channel): the table counts its unsettled calls. */
 export interface Route {
@@ -52,6 +53,8 @@ export class Call implements Expiring {
   route: Route | undefined = undefined;
   /** The counter in the current correlation id: places the call in the table's index. */
   seq = 0;
+  /** What the client's interceptors saw of this call, told the correlation id of each attempt when it is published; `undefined` without interceptors. */
+  outgoing: OutgoingCall | undefined = undefined;
   deadlinePrev: Expiring | undefined = undefined;
   deadlineNext: Expiring | undefined = undefined;
   deadlineList: Expiring["deadlineList"] = undefined;

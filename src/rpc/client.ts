@@ -97,7 +97,7 @@ export class RpcClient implements RpcTransport {
     this.#options = resolveClientOptions(base, source.logger);
     this.#flow = new FlowControl(source);
     if (interceptors !== undefined && interceptors.length > 0) {
-      this.#chain = compose<CallNext>(interceptors, (call) => this.#call(call.method, call.request, { ...call.options, headers: call.headers }, call.startedAt));
+      this.#chain = compose<CallNext>(interceptors, (call) => this.#call(call.method, call.request, { ...call.options, headers: call.headers }, call.startedAt, call));
     }
   }
 
@@ -145,14 +145,15 @@ export class RpcClient implements RpcTransport {
     }) as Promise<Res>;
   }
 
-  /** One call past the interceptors; its budget runs from `startedAt`. */
-  #call(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions, startedAt: number): Promise<unknown> {
+  /** One call past the interceptors (`outgoing`: what they saw); its budget runs from `startedAt`. */
+  #call(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions, startedAt: number, outgoing?: OutgoingCall): Promise<unknown> {
     let first: Call;
     try {
       first = this.#prepare(method, request, options, startedAt);
     } catch (err) {
       return Promise.reject(err);
     }
+    first.outgoing = outgoing;
     const outcome = new Promise<unknown>((resolve, reject) => {
       first.resolve = resolve;
       first.reject = reject;
@@ -272,6 +273,7 @@ export class RpcClient implements RpcTransport {
       };
       const flushed = channel.publish("", call.queue, call.body!, props, true);
       this.#calls.published(call, slot);
+      if (call.outgoing !== undefined) call.outgoing.correlationId = call.correlationId;
       if (call.method.idempotent !== true) call.body = undefined;
       // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
       this.#flow.published(channel, flushed);

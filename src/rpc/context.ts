@@ -12,6 +12,7 @@ export class Context implements HandlerContext<any> {
   readonly method: string;
   readonly headers: Readonly<Record<string, unknown>>;
   readonly redelivered: boolean;
+  readonly replyTo: string;
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -25,6 +26,7 @@ export class Context implements HandlerContext<any> {
     this.method = descriptor.name;
     this.headers = (msg.properties.headers as Record<string, unknown> | undefined) ?? {};
     this.redelivered = msg.fields.redelivered;
+    this.replyTo = typeof msg.properties.replyTo === "string" ? msg.properties.replyTo : "";
   }
 
   get signal(): AbortSignal {

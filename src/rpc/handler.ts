@@ -14,6 +14,8 @@ export interface HandlerContext<Err extends ErrorShape = never> {
   readonly method: string;
   /** The request's correlation id. */
   readonly correlationId: string;
+  /** Where the reply goes (the request's `reply_to`: a direct reply-to address or the caller's callback queue). */
+  readonly replyTo: string;
   /** The request's AMQP headers, as received. */
   readonly headers: Readonly<Record<string, unknown>>;
   /** Absolute deadline (ms since the epoch) the caller set, if any. */

@@ -29,6 +29,8 @@ export interface OutgoingCall {
   readonly headers: Record<string, string | number | boolean>;
   /** When the call was made (ms since the epoch): its deadline runs from here, interceptors included. */
   readonly startedAt: number;
+  /** The correlation id of the latest attempt, set by the client when it is published; `undefined` before, and for a call answered without `next`. */
+  correlationId?: string;
 }
 
 /** The rest of a client's chain: resolves with the response or rejects with an `RpcError`. */

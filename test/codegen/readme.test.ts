@@ -47,6 +47,8 @@ declare const items: { sku: string; quantity: number }[];
 declare function bill(order: unknown): Promise<void>;
 declare const tokens: { current(): Promise<string> };
 declare function verify(token: string): boolean;
+declare const tracerProvider: import("@opentelemetry/api").TracerProvider;
+declare const meterProvider: import("@opentelemetry/api").MeterProvider;
 `;
 
 test("every TypeScript block of the README type-checks against code generated from its contracts", async () => {
@@ -89,7 +91,7 @@ test("every TypeScript block of the README type-checks against code generated fr
         types: ["node"],
         typeRoots: [path.join(ROOT, "node_modules/@types")],
         baseUrl: ".",
-        paths: { warren: [path.join(ROOT, "src/index.ts")], "warren/testing": [path.join(ROOT, "src/testing/index.ts")] },
+        paths: { warren: [path.join(ROOT, "src/index.ts")], "warren/testing": [path.join(ROOT, "src/testing/index.ts")], "warren/otel": [path.join(ROOT, "src/otel/index.ts")] },
       },
       files: ["globals.d.ts", ...files],
     }),

@@ -1,0 +1,39 @@
+/** Child processes of the benchmarks: a server child's side of the IPC, and stopping children. */
+import type { ChildProcess } from "node:child_process";
+
+/**
+ * Runs in a server child: starts the server, tells the parent `{ ready: true }`
+ * (or `{ error }`) over IPC, and closes it on the message "stop".
+ */
+export async function serveInChild(start: () => Promise<{ close(): Promise<unknown> }>): Promise<void> {
+  try {
+    const server = await start();
+    process.on("message", (m) => {
+      if (m !== "stop") return;
+      void server
+        .close()
+        .catch(() => {})
+        .finally(() => process.disconnect?.());
+    });
+    process.send!({ ready: true });
+  } catch (err) {
+    process.send!({ error: (err as Error).stack ?? String(err) });
+    process.exitCode = 1;
+    process.disconnect?.();
+  }
+}
+
+/** Asks each child to stop, and kills one that has not exited 5 s later. */
+export function stopChildren(children: Iterable<ChildProcess>): Promise<void[]> {
+  return Promise.all(
+    [...children].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || !c.connected) return resolve();
+          const t = setTimeout(() => (c.kill(), resolve()), 5000);
+          c.once("exit", () => (clearTimeout(t), resolve()));
+          c.send("stop");
+        }),
+    ),
+  );
+}
