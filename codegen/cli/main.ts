@@ -156,19 +156,50 @@ them redelivered.`);
   );
   dlqCommand("purge", "delete every dead letter of the queue", (c) => c.option("--yes", "really delete them (required)"));
 
-  root.command("codegen").description("the generator: warren codegen [flags] is warren-codegen [flags] (see: warren codegen --help)");
-  root.command("breaking").description("the breaking-change check: warren breaking --against REF (see: warren breaking --help)");
+  // The generator's commands, declared here so that their help and mistakes look like every other command's.
+  const generator = (args: string[]) => set(runGenerator(args, io));
+  const repeat = (v: string, all: string[] = []) => [...all, v];
+  contractOptions(
+    root
+      .command("codegen")
+      .description("generate typed clients, server skeletons, publishers and subscribers from the contracts (the same as warren-codegen)")
+      .option("--out <dir>", "where generated code goes (default: the config file's \"out\", else generated)")
+      .option("--runtime <path>", "how generated code imports the runtime, as seen from <out>/<service>/ (default: the config file's \"runtime\", else warren)")
+      .option("--check", "exit 1 if <out> differs from what the contracts produce; write nothing")
+      .option("--watch", "regenerate on every change to the contracts until Ctrl-C")
+      .option("--scaffold <Service>", "also write a starting implementation of a service (repeatable; never overwrites)", repeat)
+      .option("--scaffold-dir <dir>", "where --scaffold writes (default: the config file's \"scaffold\", else src/services)"),
+  ).action((flags: Record<string, unknown>) => {
+    const args: string[] = [];
+    for (const [name, flag] of [["schemas", "--schemas"], ["config", "--config"], ["out", "--out"], ["runtime", "--runtime"], ["scaffoldDir", "--scaffold-dir"]] as const) {
+      if (typeof flags[name] === "string") args.push(flag, flags[name] as string);
+    }
+    if (flags.check === true) args.push("--check");
+    if (flags.watch === true) args.push("--watch");
+    for (const service of (flags.scaffold as string[] | undefined) ?? []) args.push("--scaffold", service);
+    return generator(args);
+  });
+  root
+    .command("breaking")
+    .description("compare the contracts with another version (a git ref or a directory) and classify every change as wire-breaking, code-breaking or safe")
+    .requiredOption("--against <ref>", "the old contracts: a git ref (main, origin/main, HEAD~1, v1.2.0) or a schemas directory")
+    .option("--schemas <dir>", "the new contracts (default: the config file's \"schemas\", else schemas)")
+    .option("--check-version", "also check each service's version bump against its changes")
+    .addHelpText("after", "\nprints one line per change: \"wire|code|wire+code|safe  <file>#<pointer>: <reason>\"; exit 1 on a wire-breaking change unless the major version was raised (docs/EVOLUTION.md)")
+    .action((flags: { against: string; schemas?: string; checkVersion?: boolean }) =>
+      generator(["breaking", "--against", flags.against, ...(flags.schemas === undefined ? [] : ["--schemas", flags.schemas]), ...(flags.checkVersion === true ? ["--check-version"] : [])]),
+    );
   return root;
+}
+
+/** Runs the generator's own command line (codegen/run.ts), loaded only now: it brings ts-morph, which the other commands do not need. */
+async function runGenerator(args: readonly string[], io: Io): Promise<number> {
+  const { runCli } = await import("../run.js");
+  return runCli(args, { cwd: io.cwd, out: io.out, err: io.err });
 }
 
 /** Runs `warren` with `argv` (without node and script); resolves to the exit status. */
 export async function runWarren(argv: readonly string[], io: Io): Promise<number> {
-  if (argv[0] === "codegen" || argv[0] === "breaking") {
-    // Loaded only here: the generator brings ts-morph, which the other commands do not need.
-    const { runCli } = await import("../run.js");
-    const rest = argv[0] === "codegen" ? argv.slice(1) : ["breaking", ...argv.slice(1)];
-    return runCli(rest, { cwd: io.cwd, out: io.out, err: io.err });
-  }
   const state = { status: Exit.ok as number, errors: [] as string[] };
   const root = program(io, state);
   if (argv.length === 0) {

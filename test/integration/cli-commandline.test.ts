@@ -31,9 +31,16 @@ describe("warren (the command line)", () => {
     expect(generate).toMatchObject({ code: 0, stderr: "" });
     expect(generate.stdout).toMatch(/^Greeter +.*greeter\.service\.json -> .*\/greeter\/ +3 methods, 1 event, 1 type\n$/);
     expect((await readdir(path.join(out, "greeter"))).sort()).toEqual(["client.ts", "descriptor.ts", "events.ts", "index.ts", "server.ts", "types.ts"]);
-    const [breaking, bad] = await Promise.all([warren(["breaking", "--against", schemas, "--schemas", schemas]), warrenHere(["codegen", "--bogus"])]);
+    const [breaking, bad, help] = await Promise.all([
+      warren(["breaking", "--against", schemas, "--schemas", schemas]),
+      warrenHere(["codegen", "--bogus"]),
+      warren(["codegen", "--help"]),
+    ]);
     expect(breaking).toMatchObject({ code: 0, stdout: expect.stringMatching(/^no contract changes\n$/i) });
+    // Mistakes and help of the generator's commands look like every other command's.
     expect(bad.code).toBe(2);
-    expect(oneLine(bad!)).toMatch(/^warren-codegen: unknown option '--bogus'/i);
+    expect(oneLine(bad!)).toMatch(/^warren: unknown option '--bogus' \(see: warren codegen --help\)$/i);
+    expect(help.stdout).toContain("Usage: warren codegen [options]");
+    expect(help.stdout).toContain("--scaffold <Service>");
   });
 });
