@@ -43,9 +43,11 @@ export function exportedTypeNames(service: ServiceModel): string[] {
 export function emitServiceIndex(service: ServiceModel): string {
   const { descriptor, client, handlers, serve } = service.names;
   let out = exportLine([descriptor], "./descriptor.js");
-  out += exportLine([client], "./client.js");
-  out += exportLine([serve], "./server.js");
-  out += exportLine([handlers], "./server.js", true);
+  if (service.methods.length > 0) {
+    out += exportLine([client], "./client.js");
+    out += exportLine([serve], "./server.js");
+    out += exportLine([handlers], "./server.js", true);
+  }
   if (service.events.length > 0) out += exportLine([service.names.publisher, service.names.subscriber], "./events.js");
   const types = exportedTypeNames(service);
   if (types.length > 0) out += exportLine(types, "./types.js", true);
@@ -59,8 +61,9 @@ export function emitRootIndex(model: Model): string {
   for (const s of model.services) {
     const from = `./${s.names.dir}/index.js`;
     const eventClasses = s.events.length > 0 ? [s.names.publisher, s.names.subscriber] : [];
-    out += exportLine([s.names.descriptor, s.names.client, s.names.serve, ...eventClasses], from);
-    out += exportLine([s.names.handlers], from, true);
+    const rpc = s.methods.length > 0 ? [s.names.client, s.names.serve] : [];
+    out += exportLine([s.names.descriptor, ...rpc, ...eventClasses], from);
+    if (s.methods.length > 0) out += exportLine([s.names.handlers], from, true);
     if (exportedTypeNames(s).length > 0) out += `export type * as ${s.names.types} from "./${s.names.dir}/types.js";\n`;
   }
   if (model.shared.length > 0) out += exportLine(model.shared.map((d) => d.name), "./common/types.js", true);

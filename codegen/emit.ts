@@ -27,6 +27,8 @@ export interface EmitOptions {
   readonly runtime: string;
   /** Name of the schemas directory as shown in headers (`schemas`). */
   readonly schemasLabel: string;
+  /** The command the headers name for regenerating (`npm run codegen`). @default "npx warren-codegen" */
+  readonly regenerate?: string;
 }
 
 /**
@@ -65,7 +67,7 @@ export async function emitModel(model: Model, options: EmitOptions, cache: EmitC
   const sharedSchemas = new Map(model.shared.map((d) => [d.name, d.schema]));
   const hashes = model.services.map((s) => hashOf([s, s.sharedTypes.map((n) => sharedSchemas.get(n)), options]));
   const stale = model.services.filter((s, i) => cache.services.get(s.key)?.hash !== hashes[i]);
-  const sharedHash = hashOf([model.shared, model.sharedFiles, options.schemasLabel]);
+  const sharedHash = hashOf([model.shared, model.sharedFiles, options.schemasLabel, options.regenerate]);
   const sharedStale = model.shared.length > 0 && cache.shared?.hash !== sharedHash;
 
   const [sharedCode, ...serviceCode] = await Promise.all([
@@ -75,7 +77,7 @@ export async function emitModel(model: Model, options: EmitOptions, cache: EmitC
   ]);
   if (sharedStale) {
     const source = model.sharedFiles.map(label).join(", ");
-    cache.shared = { hash: sharedHash, text: `${header(source)}${tidy((sharedCode ?? []).join("\n"))}` };
+    cache.shared = { hash: sharedHash, text: `${header(source, options.regenerate)}${tidy((sharedCode ?? []).join("\n"))}` };
   }
   stale.forEach((s, i) => {
     cache.services.set(s.key, { hash: hashes[model.services.indexOf(s)] ?? "", files: emitService(s, serviceCode[i] ?? [], model, options, label(s.key)) });
@@ -87,7 +89,7 @@ export async function emitModel(model: Model, options: EmitOptions, cache: EmitC
   const plan: Plan = new Map();
   if (cache.shared !== undefined) plan.set("common/types.ts", cache.shared.text);
   for (const s of model.services) for (const [rel, text] of cache.services.get(s.key)?.files ?? []) plan.set(rel, text);
-  plan.set("index.ts", `${header(`${options.schemasLabel}/`)}${emitRootIndex(model)}`);
+  plan.set("index.ts", `${header(`${options.schemasLabel}/`, options.regenerate)}${emitRootIndex(model)}`);
   return { plan, emitted: stale.map((s) => s.name) };
 }
 
@@ -98,13 +100,10 @@ function hashOf(value: unknown): string {
 /** Every file of one service, in plan order. */
 function emitService(s: ServiceModel, types: readonly string[], model: Model, options: EmitOptions, source: string): Array<[string, string]> {
   const dir = s.names.dir;
-  const file = (rel: string, body: string): [string, string] => [`${dir}/${rel}`, `${header(source)}${tidy(body)}`];
-  const files = [
-    file("types.ts", typesModule(s, types)),
-    file("descriptor.ts", emitDescriptor(s, model, options.runtime)),
-    file("client.ts", emitClient(s, options.runtime)),
-    file("server.ts", emitServer(s, options.runtime)),
-  ];
+  const file = (rel: string, body: string): [string, string] => [`${dir}/${rel}`, `${header(source, options.regenerate)}${tidy(body)}`];
+  const files = [file("types.ts", typesModule(s, types)), file("descriptor.ts", emitDescriptor(s, model, options.runtime))];
+  // Only what the contract declares: a contract without methods gets no client, handlers or serve function (nothing would declare its queue).
+  if (s.methods.length > 0) files.push(file("client.ts", emitClient(s, options.runtime)), file("server.ts", emitServer(s, options.runtime)));
   if (s.events.length > 0) files.push(file("events.ts", emitEvents(s, options.runtime)));
   files.push(file("index.ts", emitServiceIndex(s)));
   return files;

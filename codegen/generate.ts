@@ -16,6 +16,8 @@ export interface GenerateOptions {
   readonly runtime?: string;
   /** @default process.cwd() */
   readonly cwd?: string;
+  /** The command generated files name for regenerating them (the CLI finds the project's own). @default "npx warren-codegen" */
+  readonly regenerate?: string;
 }
 
 /** The runtime import when none is given: the installed package. */
@@ -41,7 +43,11 @@ export async function generate(options: GenerateOptions = {}, cache: EmitCache =
   const model = buildModel(loaded);
   const { plan, emitted } = await emitModel(
     model,
-    { runtime: options.runtime ?? DEFAULT_RUNTIME, schemasLabel: path.basename(path.resolve(cwd, schemasDir)) },
+    {
+      runtime: options.runtime ?? DEFAULT_RUNTIME,
+      schemasLabel: path.basename(path.resolve(cwd, schemasDir)),
+      ...(options.regenerate === undefined ? {} : { regenerate: options.regenerate }),
+    },
     cache,
   );
   return { model, plan, emitted };

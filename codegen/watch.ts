@@ -24,6 +24,8 @@ export interface WatchOptions {
   readonly runtime?: string;
   /** @default process.cwd() */
   readonly cwd?: string;
+  /** The command generated files name for regenerating them. @default "npx warren-codegen" */
+  readonly regenerate?: string;
   /** Quiet time after the last change before regenerating. @default 50 */
   readonly debounceMs?: number;
 }
@@ -91,7 +93,7 @@ export function watch(options: WatchOptions, io: WatchIo): Watcher {
     const started = performance.now();
     checkWatched();
     try {
-      const { model, plan, emitted } = await generate({ schemasDir, runtime: options.runtime ?? DEFAULT_RUNTIME, cwd }, cache);
+      const { model, plan, emitted } = await generate({ schemasDir, runtime: options.runtime ?? DEFAULT_RUNTIME, cwd, ...(options.regenerate === undefined ? {} : { regenerate: options.regenerate }) }, cache);
       let diff: Diff;
       try {
         diff = applied === undefined ? await diffPlan(outDir, plan) : await diffSince(outDir, applied, plan);

@@ -84,8 +84,12 @@ describe("hints name a command the project has", () => {
     const bare = await cli(["--check"], DIR);
     expect(bare.code).toBe(1);
     expect(bare.err.at(-1)).toBe("generated/ is out of date; run: npx warren-codegen");
+    expect(await readFile(path.join(DIR, "generated/words/descriptor.ts"), "utf8")).toContain("// Regenerate with: npx warren-codegen\n");
     await writeFile(path.join(DIR, "package.json"), JSON.stringify({ scripts: { gen: "warren-codegen", "gen:check": "warren-codegen --check" } }));
     expect((await cli(["--check"], DIR)).err.at(-1)).toBe("generated/ is out of date; run: npm run gen");
+    // Generated files name the same command.
+    expect((await cli([], DIR)).code).toBe(0);
+    expect(await readFile(path.join(DIR, "generated/words/descriptor.ts"), "utf8")).toContain("// Regenerate with: npm run gen\n");
   });
 });
 

@@ -124,7 +124,7 @@ beforeAll(async () => {
   await rm(BASE, { recursive: true, force: true });
   for (const name of GOOD) {
     const out = outOf(name);
-    const scaffolds = (await contractsOf(name)).flatMap((c) => ["--scaffold", c.service]);
+    const scaffolds = (await contractsOf(name)).filter((c) => Object.keys(c.methods ?? {}).length > 0).flatMap((c) => ["--scaffold", c.service]);
     const r = await cli(["--schemas", path.join(FIXTURES, name, "schemas"), "--out", out, "--runtime", runtimeFor(out), "--scaffold-dir", path.join(BASE, name, "impl"), ...scaffolds]);
     expect(r.err).toEqual([]);
     expect(r.code).toBe(0);
@@ -225,12 +225,22 @@ describe("scaffold", () => {
     expect(await readFile(path.join(dir, "words.ts"), "utf8")).toBe("// mine\n");
   });
 
+  test("a contract without methods gets no client, handlers or serve function, and nothing to scaffold", async () => {
+    const files = await listFiles(outOf("events-exchange-kinds"));
+    expect(files.filter((f) => f.startsWith("alerts/"))).toEqual(["alerts/descriptor.ts", "alerts/events.ts", "alerts/index.ts", "alerts/types.ts"]);
+    expect(await listFiles(outOf("empty-service"))).not.toContain("empty/client.ts");
+    const r = await cli(["--schemas", path.join(FIXTURES, "events-exchange-kinds/schemas"), "--out", path.join(BASE, "no-methods"), "--runtime", "warren", "--scaffold", "Alerts"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual(["warren-codegen: --scaffold: Alerts declares no methods, so there is no handler to implement (its events are handled with AlertsSubscriber)"]);
+  });
+
   test("writes only the services it names, and refuses a name that is not a service", async () => {
     const dir = path.join(BASE, "scaffold-one");
     const out = path.join(BASE, "scaffold-one-out");
     const schemas = path.join(FIXTURES, "events-exchange-kinds/schemas");
-    const services = (await contractsOf("events-exchange-kinds")).map((c) => c.service);
-    expect(services.length).toBeGreaterThan(1);
+    const contracts = await contractsOf("events-exchange-kinds");
+    expect(contracts.length).toBeGreaterThan(1);
+    const services = contracts.filter((c) => Object.keys(c.methods ?? {}).length > 0).map((c) => c.service);
     const r = await cli(["--schemas", schemas, "--out", out, "--runtime", runtimeFor(out), "--scaffold-dir", dir, "--scaffold", services[0]!]);
     expect(r.code).toBe(0);
     expect(await listFiles(dir)).toEqual([`${services[0]!.toLowerCase()}.ts`]);
