@@ -100,7 +100,8 @@ function isErlangPid(term: Buffer): boolean {
  */
 export function decodeBody(content: Buffer, contentType: string | undefined, maxBytes: number): Decoded {
   if (contentType !== CONTENT_TYPE) {
-    return { ok: false, reason: `content_type must be "${CONTENT_TYPE}", got ${contentType === undefined ? "none" : JSON.stringify(contentType)}` };
+    const problem = contentTypeProblem(contentType);
+    if (problem !== undefined) return { ok: false, reason: problem };
   }
   if (content.length > maxBytes) return { ok: false, reason: `body of ${content.length} bytes exceeds the limit of ${maxBytes}` };
   if (!isUtf8(content)) return { ok: false, reason: "body is not valid UTF-8" };
@@ -110,6 +111,26 @@ export function decodeBody(content: Buffer, contentType: string | undefined, max
   } catch (err) {
     return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
   }
+}
+
+/**
+ * Why a `content_type` other than exactly `application/json` is refused, or
+ * `undefined` when it is JSON after all: media-type parameters are accepted
+ * (`application/json; charset=utf-8`, as other clients send), the type is
+ * case-insensitive, and a charset other than UTF-8 is refused by name.
+ */
+export function contentTypeProblem(contentType: string | undefined): string | undefined {
+  const [type = "", ...params] = (contentType ?? "").split(";");
+  if (type.trim().toLowerCase() === CONTENT_TYPE) {
+    for (const param of params) {
+      const [name = "", value = ""] = param.split("=");
+      if (name.trim().toLowerCase() !== "charset") continue;
+      const charset = value.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
+      if (charset !== "utf-8" && charset !== "utf8") return `content_type ${JSON.stringify(contentType)}: charset "${charset}" is not supported; send UTF-8`;
+    }
+    return undefined;
+  }
+  return `content_type must be "${CONTENT_TYPE}", got ${contentType === undefined ? "none" : JSON.stringify(contentType)}`;
 }
 
 function dropProto(key: string, value: unknown): unknown {

@@ -137,6 +137,9 @@ export class EventSubscription<P> implements Subscription {
     this.#bus = bus;
     this.#limits = resolveSubscribeLimits(options);
     this.#bindingKey = checkBindingKey(options.bindingKey ?? defaultBindingKey(event, exchange.type), exchange.type);
+    if (options.queue !== undefined && options.group === undefined) {
+      throw new TypeError(`warren: ${describeTarget({ service: event.service.name, method: event.name })} subscriber: "queue" names a consumer group's shared queue; give "group" too (a subscriber without a group gets a queue of its own, named by the broker)`);
+    }
     this.#groupQueue = options.group === undefined ? undefined : (options.queue ?? `${exchange.name}.${event.name}.${options.group}`);
     this.deadLetterQueue = options.deadLetterQueue ?? (this.#groupQueue === undefined ? `${exchange.name}.${event.name}.dead` : `${this.#groupQueue}.dead`);
     this.#what = `${describeTarget({ service: event.service.name, method: event.name })} subscriber${options.group === undefined ? "" : ` (group ${options.group})`}`;
@@ -201,6 +204,10 @@ export class EventSubscription<P> implements Subscription {
 
   async #handle(channel: WireChannel, msg: Delivery): Promise<void> {
     const props = msg.properties;
+    if (typeof props.type !== "string" || props.type === "") {
+      // Nothing says which event it is: not dropped unrecorded, but kept with why.
+      return this.#deadLetter(channel, msg, "bad_message", "the message has no type (the event's name), so no subscriber can tell which event it is");
+    }
     if (props.type !== this.#event.name) {
       // Another event of the same exchange (fanout, or a broad binding key): it is not ours to handle or to dead-letter.
       this.#skipped++;

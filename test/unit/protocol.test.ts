@@ -8,6 +8,17 @@ describe("decodeBody", () => {
   it("decodes UTF-8 JSON", () => {
     expect(decodeBody(Buffer.from('{"a":"é"}'), json, 1024)).toEqual({ ok: true, value: { a: "é" } });
   });
+  it("accepts media-type parameters and a UTF-8 charset as other clients send them, and refuses another charset by name", () => {
+    for (const type of ["application/json; charset=utf-8", "application/json;charset=UTF-8", 'Application/JSON; charset="utf-8"', "application/json; v=1"]) {
+      expect(decodeBody(Buffer.from('{"a":1}'), type, 1024), type).toEqual({ ok: true, value: { a: 1 } });
+    }
+    expect(decodeBody(Buffer.from("{}"), "application/json; charset=iso-8859-1", 1024)).toEqual({
+      ok: false,
+      reason: 'content_type "application/json; charset=iso-8859-1": charset "iso-8859-1" is not supported; send UTF-8',
+    });
+    expect(decodeBody(Buffer.from("{}"), "application/jsonx", 1024)).toMatchObject({ ok: false, reason: expect.stringContaining('must be "application/json"') });
+  });
+
   it("refuses the wrong or a missing content type before anything else", () => {
     expect(decodeBody(Buffer.from("{}"), "text/plain", 1024)).toMatchObject({ ok: false, reason: expect.stringContaining('got "text/plain"') });
     expect(decodeBody(Buffer.from("{}"), undefined, 1024)).toMatchObject({ ok: false, reason: expect.stringContaining("got none") });

@@ -107,6 +107,12 @@ describe("admission", () => {
     expect(queue()).toMatchObject({ ready: 0, unacked: 0 });
   });
 
+  it("serves a request another client sent as application/json; charset=utf-8", async () => {
+    caller.send({ a: 1, b: 2 }, { contentType: "application/json; charset=utf-8" });
+    await settle();
+    expect(caller.received).toEqual([{ correlationId: "c1", type: RESULT_TYPE, body: { sum: 3 } }]);
+  });
+
   it("replies unknown_method to a method the service does not have", async () => {
     caller.send({}, { type: "subtract" });
     caller.send({}, { type: undefined });

@@ -151,6 +151,32 @@ describe("retries and dead letters", () => {
     expect(dead[0]![DEAD_ERROR_HEADER]).toMatch(/Orders 2\.0\.0 is incompatible with this receiver's Orders 1\.0\.0/);
   });
 
+  it("handles an event another client sent as application/json; charset=utf-8, and dead-letters one in another charset with why", async () => {
+    const seen: unknown[] = [];
+    const sub = await bus.subscribe(placed, (p) => void seen.push(p), { group: "billing" });
+    await rawPublish("orders.eu.placed", order, { contentType: "application/json; charset=utf-8" });
+    await rawPublish("orders.eu.placed", order, { contentType: "application/json; charset=latin1" });
+    await settle();
+    expect(seen).toEqual([order]);
+    const dead = broker.queue(sub.deadLetterQueue)!.messages.map((m) => headersOf(m.properties));
+    expect(dead.map((h) => [h[DEAD_REASON_HEADER], h[DEAD_ERROR_HEADER]])).toEqual([["bad_message", expect.stringContaining('charset "latin1" is not supported; send UTF-8')]]);
+  });
+
+  it("dead-letters a message without a type with why, instead of dropping it", async () => {
+    const seen: unknown[] = [];
+    const sub = await bus.subscribe(placed, (p) => void seen.push(p), { group: "billing" });
+    await rawPublish("orders.eu.placed", order, { type: undefined });
+    await settle();
+    expect(seen).toEqual([]);
+    const dead = broker.queue(sub.deadLetterQueue)!.messages.map((m) => headersOf(m.properties));
+    expect(dead.map((h) => [h[DEAD_REASON_HEADER], h[DEAD_ERROR_HEADER]])).toEqual([["bad_message", expect.stringContaining("has no type")]]);
+  });
+
+  it("refuses queue without group: a named queue belongs to a consumer group", async () => {
+    await expect(bus.subscribe(placed, () => {}, { queue: "mine" })).rejects.toThrow(/"queue" names a consumer group's shared queue; give "group" too/);
+    expect(broker.queue("mine")).toBeUndefined();
+  });
+
   it("publishes with the contract version it was generated from", async () => {
     await bus.subscribe(placed, () => {}, { group: "billing" });
     await publisher.publish(placed, order);
