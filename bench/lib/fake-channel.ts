@@ -20,6 +20,9 @@ export class FakeChannel implements WireChannel {
   async declareQueue(queue: string) {
     return queue;
   }
+  async checkQueue() {
+    return { messageCount: 0, consumerCount: 1 };
+  }
   async declareExchange() {}
   async bindQueue() {}
   async prefetch() {}

@@ -19,6 +19,7 @@ export interface CallFlags extends ContractFlags, BrokerFlags {
   readonly timeout?: string | undefined;
   readonly header?: readonly string[] | undefined;
   readonly compact?: boolean | undefined;
+  readonly waitForServer?: boolean | undefined;
 }
 
 /** Runs `warren call`; resolves to the exit status. */
@@ -40,7 +41,11 @@ export async function runCall(target: string, json: string | undefined, flags: C
   const conn = await openConnection(flags, io);
   try {
     const client = await conn.client();
-    const response = await client.call(method, request, { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(headers === undefined ? {} : { headers }) });
+    const response = await client.call(method, request, {
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...(headers === undefined ? {} : { headers }),
+      ...(flags.waitForServer === true ? { waitForServer: true } : {}),
+    });
     io.out(flags.compact ? JSON.stringify(response ?? null) : JSON.stringify(response ?? null, null, 2));
     return Exit.ok;
   } catch (err) {

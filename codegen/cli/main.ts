@@ -75,7 +75,8 @@ ${EXIT_HELP}`);
         .argument("[json]", "the request as JSON; read from stdin when absent")
         .option("--timeout <ms>", "call budget in ms (default: the method's timeoutMs, else 30000)")
         .option("-H, --header <name=value>", "AMQP header to send (repeatable)", (v: string, all: string[] = []) => [...all, v])
-        .option("--compact", "print the response on one line"),
+        .option("--compact", "print the response on one line")
+        .option("--wait-for-server", "when the service's queue has no consumer, wait for a server within the timeout instead of failing with no_server at once"),
     ),
   ).action((target: string, json: string | undefined, flags) => set(runCall(target, json, flags, io)));
 

@@ -94,6 +94,8 @@ export interface WireChannel {
   prefetch(count: number): Promise<void>;
   /** Declares a queue (empty name: server-named); resolves with its name. */
   declareQueue(name: string, options: QueueOptions): Promise<string>;
+  /** Asks how many messages and consumers a queue has (a passive declare); rejects with code 404, closing the channel, when it does not exist. */
+  checkQueue(name: string): Promise<{ messageCount: number; consumerCount: number }>;
   /** Declares an exchange. */
   declareExchange(name: string, type: string, options: { durable: boolean }): Promise<void>;
   /** Binds `queue` to `exchange` with `key`. */

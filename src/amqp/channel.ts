@@ -94,6 +94,11 @@ export class AmqpChannel implements WireChannel {
     return (await this.raw.assertQueue(name, options)).queue;
   }
 
+  async checkQueue(name: string): Promise<{ messageCount: number; consumerCount: number }> {
+    const { messageCount, consumerCount } = await this.raw.checkQueue(name);
+    return { messageCount, consumerCount };
+  }
+
   async declareExchange(name: string, type: string, options: { durable: boolean }): Promise<void> {
     await this.raw.assertExchange(name, type, options);
   }

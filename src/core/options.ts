@@ -87,6 +87,13 @@ export interface ClientOptions {
   queues?: Readonly<Record<string, string>>;
   /** Largest reply body accepted. @default 1 MiB */
   maxMessageBytes?: number;
+  /**
+   * When a service's queue exists but no server consumes it: `false` fails the
+   * call with `no_server` at once; `true` sends it anyway and waits for a
+   * server within the call's deadline (rolling restarts). Per call too.
+   * @default false
+   */
+  waitForServer?: boolean;
   /** @default the connection's logger */
   logger?: Logger;
 }
@@ -196,6 +203,7 @@ export function resolveClientOptions(options: ClientOptions, logger: Logger): Re
     timeoutMs: positive("timeoutMs", options.timeoutMs ?? 30_000),
     replyQueue: options.replyQueue ?? "direct",
     queues: options.queues ?? {},
+    waitForServer: options.waitForServer ?? false,
     maxMessageBytes: positive("maxMessageBytes", options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES),
     logger: options.logger ?? logger,
   };

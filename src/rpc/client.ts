@@ -26,6 +26,7 @@ import { inheritedTrace } from "../core/trace.js";
 import { Invalid, checksFor } from "../core/validation.js";
 import { Call, CallTable, canceled, targetOf, type Route } from "./call-table.js";
 import { compose, type CallNext, type ClientInterceptor, type OutgoingCall } from "./interceptors.js";
+import { Presence } from "./presence.js";
 import type { CallOptions, RpcTransport } from "./transport.js";
 
 /** What {@link RpcClient.health} reports. */
@@ -86,6 +87,8 @@ export class RpcClient implements RpcTransport {
   /** Reply channels retired for answering nothing, open until their last call settles. */
   readonly #retired = new Set<ReplySlot>();
   readonly #flow: FlowControl;
+  /** Whether anyone consumes the queues this client calls (src/rpc/presence.ts). */
+  readonly #presence: Presence;
   /** The interceptors around {@link RpcClient.#call}, composed once; `undefined` without interceptors. */
   readonly #chain: CallNext | undefined;
   #closed = false;
@@ -96,6 +99,7 @@ export class RpcClient implements RpcTransport {
     const { interceptors, ...base } = options;
     this.#options = resolveClientOptions(base, source.logger);
     this.#flow = new FlowControl(source);
+    this.#presence = new Presence(source);
     if (interceptors !== undefined && interceptors.length > 0) {
       this.#chain = compose<CallNext>(interceptors, (call) => this.#call(call.method, call.request, { ...call.options, headers: call.headers }, call.startedAt, call));
     }
@@ -158,10 +162,32 @@ export class RpcClient implements RpcTransport {
       first.resolve = resolve;
       first.reject = reject;
     });
+    if (!(options.waitForServer ?? this.#options.waitForServer)) {
+      const consumers = this.#presence.known(first.queue, startedAt);
+      if (consumers === 0) {
+        first.reject(noConsumer(first));
+        return outcome;
+      }
+      if (consumers === undefined) {
+        // Not known yet (the first call to this queue in a while): ask the broker before publishing, so that "nothing ran" holds.
+        // The reply channel opens meanwhile (first: the check's channel is the client's second).
+        void this.#replyChannel().catch(() => {});
+        void this.#presence.check(first.queue).then((count) => {
+          if (count === 0) first.reject(noConsumer(first));
+          else this.#begin(first);
+        });
+        return outcome;
+      }
+    }
+    this.#begin(first);
+    return outcome;
+  }
+
+  /** Registers and publishes the first attempt of a call. */
+  #begin(first: Call): void {
     // Calls with one timeout share a deadline list (src/rpc/deadlines.ts); one whose interceptors took a while has less left.
     const due = first.deadline - Date.now();
     this.#start(first, due >= first.timeoutMs - 1 ? first.timeoutMs : Math.max(0, due));
-    return outcome;
   }
 
   /** Checks and encodes a call made at `now`; throws what the caller should see. */
@@ -297,7 +323,7 @@ export class RpcClient implements RpcTransport {
     const slots = [this.#reply, ...this.#retired];
     this.#reply = undefined;
     this.#retired.clear();
-    await Promise.all(slots.map((slot) => slot?.opening.then(({ channel }) => channel.close()).catch(() => {})));
+    await Promise.all([...slots.map((slot) => slot?.opening.then(({ channel }) => channel.close()).catch(() => {})), this.#presence.close().catch(() => {})]);
   }
 
   /** The channel replies arrive on (opened on first use, and again after it closes or is retired), once it is ready. */
@@ -407,6 +433,15 @@ export class RpcClient implements RpcTransport {
     pending.fail(new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target));
   }
 
+}
+
+/** The failure of a call to a queue that exists but that no server consumes. */
+function noConsumer(call: Call): RpcError {
+  return new RpcError(
+    "no_server",
+    `${describeTarget(call.target)}: no server: queue "${call.queue}" exists but no server consumes it; nothing was sent (pass waitForServer: true to wait for one within the deadline)`,
+    call.target,
+  );
 }
 
 function asConnectionLost(err: unknown, target: { service: string; method: string }): RpcError {

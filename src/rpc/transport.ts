@@ -9,6 +9,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Aborting it rejects the call with `canceled` and ignores any late reply. */
   signal?: AbortSignal;
+  /** Wait for a server within the deadline when the service's queue has no consumer, instead of failing with `no_server` at once. @default the client's `waitForServer` (false) */
+  waitForServer?: boolean;
   /**
    * Extra AMQP headers sent with the request (e.g. a `traceparent`). Keys starting with `x-warren-` are reserved.
    * Inside a handler of a request or event that carried a `traceparent`, calls carry it (and its `tracestate`) unless set here.

@@ -299,6 +299,14 @@ export class MemoryChannel implements WireChannel {
     });
   }
 
+  /** See {@link WireChannel.checkQueue}. */
+  checkQueue(name: string): Promise<{ messageCount: number; consumerCount: number }> {
+    return this.#op(() => {
+      const q = this.broker.getQueue(name, this.connection);
+      return { messageCount: q.messages.length, consumerCount: q.consumers.length };
+    });
+  }
+
   /** See {@link WireChannel.declareQueue}. */
   declareQueue(name: string, options: QueueOptions): Promise<string> { return this.#op(() => this.broker.declareQueue(name, options, this.connection)); }
 

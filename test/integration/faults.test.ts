@@ -87,7 +87,7 @@ describe("connection faults", () => {
     await ch.close();
     const name = uniqueName("client-conn");
     const conn = await openConnection(name);
-    const client = await conn.client({ queues: { Calculator: queue } });
+    const client = await conn.client({ queues: { Calculator: queue }, waitForServer: true });
     onTeardown(() => client.close());
     const calc = new CalculatorClient(client);
     const timeoutMs = 6_000;

@@ -156,7 +156,7 @@ describe("validation at both ends", () => {
     onTeardown(() => ch.close());
     const bare = deleteAfter(uniqueName("bare"));
     await ch.assertQueue(bare);
-    const client = await conn.client({ queues: { Calculator: bare } });
+    const client = await conn.client({ queues: { Calculator: bare }, waitForServer: true });
     onTeardown(() => client.close());
     const bareCalc = new CalculatorClient(client);
     const err = await rejection(bareCalc.add({ a: 1, b: "2" } as never));

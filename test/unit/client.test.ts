@@ -6,6 +6,7 @@ import { RpcError, ValidationError } from "../../src/core/errors.js";
 import { RpcClient } from "../../src/rpc/client.js";
 import { Calculator } from "../../generated/calculator/index.js";
 import { Orders } from "../../generated/orders/index.js";
+import { MemoryChannel } from "../../src/testing/index.js";
 import { FakeBroker, type FakeConnection } from "../helpers/fake-channel-source.js";
 
 const add = Calculator.methods.add; // idempotent, timeoutMs 5000
@@ -270,7 +271,7 @@ describe("reply queue", () => {
     server.reply(server.requests[0]!, RESULT_TYPE, { sum: 3 });
     await settle();
     expect(call.value).toEqual({ sum: 3 });
-    expect(clientConn.channels).toHaveLength(1);
+    expect(clientConn.channels).toHaveLength(2); // the new reply channel, and the one that checks for consumers
   });
 });
 
@@ -280,6 +281,57 @@ describe("no_server", () => {
     await settle();
     expect(call.error).toMatchObject({ code: "no_server", message: expect.stringContaining('queue "rpc.Orders" does not exist') });
     expect(publishedTo("rpc.Orders")[0]!.mandatory).toBe(true);
+  });
+
+  it("fails at once, sending nothing, when the queue exists but no server consumes it", async () => {
+    await (await broker.connect().open()).declareQueue("rpc.Orders", { durable: true });
+    const call = track(client.call(placeOrder, { region: "eu", items: [{ sku: "x", quantity: 1 }] }, { timeoutMs: 30_000 }));
+    await settle();
+    expect(call.error).toMatchObject({ code: "no_server", message: expect.stringContaining('queue "rpc.Orders" exists but no server consumes it; nothing was sent') });
+    expect(publishedTo("rpc.Orders")).toEqual([]);
+    // Known for a while: the next call fails without asking again.
+    const again = track(client.call(placeOrder, { region: "eu", items: [{ sku: "x", quantity: 1 }] }));
+    await settle();
+    expect(again.error?.code).toBe("no_server");
+  });
+
+  it("with waitForServer, sends the call and waits for a server within its deadline; a server that came is found once the answer is stale", async () => {
+    await (await broker.connect().open()).declareQueue("rpc.Orders", { durable: true });
+    const order = { region: "eu" as const, items: [{ sku: "x", quantity: 1 }] };
+    const refused = track(client.call(placeOrder, order));
+    await settle();
+    expect(refused.error?.code).toBe("no_server");
+    const waiting = track(client.call(placeOrder, order, { timeoutMs: 10_000, waitForServer: true }));
+    await settle();
+    expect(publishedTo("rpc.Orders")).toHaveLength(1);
+    const orders = await rawServer(broker.connect(), "rpc.Orders");
+    await settle();
+    orders.reply(orders.requests[0]!, RESULT_TYPE, { orderId: "o-1" });
+    await settle();
+    expect(waiting.value).toEqual({ orderId: "o-1" });
+    // The "nobody" answer is stale after a second: asked again before a call is failed with it.
+    await vi.advanceTimersByTimeAsync(1500);
+    const later = track(client.call(placeOrder, order));
+    await settle();
+    expect(later.state).toBe("pending");
+    expect(orders.requests).toHaveLength(2);
+  });
+
+  it("asks the broker once per queue while the answer is current, not per call", async () => {
+    const checks = vi.spyOn(MemoryChannel.prototype, "checkQueue");
+    const calls = [1, 2, 3, 4, 5].map((a) => track(client.call(add, { a, b: 0 })));
+    await settle();
+    expect(server.requests).toHaveLength(5);
+    expect(checks).toHaveBeenCalledTimes(1);
+    for (const r of server.requests) server.reply(r, RESULT_TYPE, { sum: 0 });
+    await settle();
+    expect(calls.every((c) => c.state === "fulfilled")).toBe(true);
+    // Later calls read the answer from the cache.
+    const more = [1, 2, 3].map((a) => track(client.call(add, { a, b: 0 })));
+    await settle();
+    expect(server.requests).toHaveLength(8);
+    expect(checks).toHaveBeenCalledTimes(1);
+    expect(more.every((c) => c.state === "pending")).toBe(true);
   });
 });
 

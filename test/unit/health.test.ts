@@ -38,7 +38,7 @@ describe("client.health()", () => {
     await client.ready();
     expect(client.health()).toEqual({ ok: true, connected: true, closed: false, inFlight: 0, blocked: false });
     await (await broker.connect(quiet).open()).declareQueue("rpc.Orders", { durable: true }); // a queue nobody consumes: the call waits
-    const pending = client.call(Orders.methods.placeOrder, { region: "eu", items: [{ sku: "tea", quantity: 1 }] }, { timeoutMs: 1000 }).catch((e: unknown) => e);
+    const pending = client.call(Orders.methods.placeOrder, { region: "eu", items: [{ sku: "tea", quantity: 1 }] }, { timeoutMs: 1000, waitForServer: true }).catch((e: unknown) => e);
     await broker.settle();
     expect(client.health().inFlight).toBe(1);
     conn.drop();
