@@ -224,13 +224,20 @@ function versionVerdict(name: string, ov: string, nv: string, changes: readonly 
   if (ov === nv) return void problems.push(`${name}: ${changes.length} change${changes.length === 1 ? "" : "s"}, but the version is still ${ov}; raise it to at least ${suggest(ov, needed(changes, o.major))}`);
   const need = needed(changes, o.major);
   const got: Bump = !sameLine ? 3 : o.major > 0 && n.minor !== o.minor ? 2 : 1;
-  if (got < need) problems.push(`${name}: ${ov} -> ${nv} is ${BUMP_WORDS[got]}, but ${need === 3 ? "wire- or code-breaking changes need" : "safe additions need"} ${BUMP_WORDS[need]} (${suggest(ov, need)})`);
+  const why = need === 3 ? "wire-breaking changes need" : changes.some((c) => c.code) ? "code-breaking changes need" : "safe additions need";
+  if (got < need) problems.push(`${name}: ${ov} -> ${nv} is ${BUMP_WORDS[got]}, but ${why} ${BUMP_WORDS[need]} (${suggest(ov, need)})`);
 }
 
-/** The least bump the changes call for. In 0.x a minor bump is a new line, so there additions need only a patch. */
+/**
+ * The least bump the changes call for. Only wire-breaking changes need a new
+ * compatibility line: peers on two lines refuse each other at run time, so a
+ * change the wire survives (code-breaking, an addition) must not force one;
+ * it needs a minor bump. In 0.x a minor bump is a new line, so there it needs
+ * only a patch.
+ */
 function needed(changes: readonly Change[], major: number): Bump {
-  if (changes.some((c) => c.wire || c.code)) return 3;
-  if (changes.some((c) => c.addition) && major > 0) return 2;
+  if (changes.some((c) => c.wire)) return 3;
+  if (changes.some((c) => c.code || c.addition) && major > 0) return 2;
   return 1;
 }
 
@@ -315,6 +322,9 @@ export async function runBreaking(argv: readonly string[], io: CliIo): Promise<n
     }
     const oldSide = (o as PromiseFulfilledResult<Loaded>).value;
     const newSide = (n as PromiseFulfilledResult<Loaded>).value;
+    // An empty side is a mistyped path far more often than a real first or last version: it would pass as "every service new".
+    if (oldSide.services.length === 0 && oldSide.shared.size === 0) return usage(`--against "${values.against}" holds no contracts (no .json files)`);
+    if (newSide.services.length === 0 && newSide.shared.size === 0) return usage(`--schemas "${schemas}" holds no contracts (no .json files)`);
     const report = compareContracts(oldSide, newSide, { checkVersion: values["check-version"] });
     for (const c of report.changes) io.out(formatChange(c));
     if (report.changes.length === 0) io.out("no contract changes");

@@ -83,7 +83,8 @@ async function readConfig(file: string, cwd: string, explicit: boolean): Promise
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    throw new CodegenError(display, "", `cannot read the config file${explicit ? "" : " found here"}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CodegenError(display, "", `cannot read the config file${explicit ? "" : " found here"} (${code === "ENOENT" ? "no such file" : (code ?? (error as Error).message)})`);
   }
   const { value, positions } = parseJsonDocument(text, display);
   const validate = (validator ??= createAjv().compile(configSchema));

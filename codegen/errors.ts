@@ -36,7 +36,7 @@ export class CodegenError extends Error {
    * `file#pointer: reason`.
    */
   format(): string {
-    if (this.position === undefined) return `${this.file}#${this.pointer}: ${this.message}`;
+    if (this.position === undefined) return this.pointer === "" ? `${this.file}: ${this.message}` : `${this.file}#${this.pointer}: ${this.message}`;
     const at = `${this.file}:${this.position.line}:${this.position.column}`;
     return this.pointer === "" ? `${at}: ${this.message}` : `${at} #${this.pointer}: ${this.message}`;
   }

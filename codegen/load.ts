@@ -50,7 +50,8 @@ export function toPosix(p: string): string {
 export async function loadSchemas(schemasDir: string, cwd: string): Promise<Loaded> {
   const root = path.resolve(cwd, schemasDir);
   const files = await listJsonFiles(root).catch((cause: NodeJS.ErrnoException) => {
-    throw new CodegenError(toPosix(path.relative(cwd, root)) || ".", "", `cannot read the schemas directory: ${cause.code ?? cause.message}`);
+    const why = cause.code === "ENOENT" ? "no such directory" : cause.code === "ENOTDIR" ? "not a directory" : (cause.code ?? cause.message);
+    throw new CodegenError(toPosix(path.relative(cwd, root)) || ".", "", `cannot read the schemas directory (${why}); create it, or name it with --schemas or "schemas" in warren.config.json`);
   });
   const positions = new Map<string, ReadonlyMap<string, Position>>();
   const locate: Locator = (file, pointer) => positions.get(file)?.get(pointer);

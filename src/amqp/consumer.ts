@@ -68,6 +68,7 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
     channel.onClose(() => {
       if (this.#channel !== channel || this.#closing) return;
       this.#channel = undefined;
+      if (this.setup.connectionClosed()) return; // the connection was closed on purpose: nothing to resume, nothing to warn about
       this.logger.warn({ subject: this.what, queue: this.#queue }, `channel on queue "${this.#queue}" closed; re-declaring and resuming`);
       void this.#resume();
     });
@@ -82,7 +83,8 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
       } catch (err) {
         if (this.setup.connectionClosed()) break;
         const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
-        this.logger.error({ subject: this.what, queue: this.#queue, err }, `cannot resume (${(err as Error).message}); retrying in ${delay} ms`);
+        // While the connection comes back the first attempts are expected to fail: a warning, not an error.
+        this.logger.warn({ subject: this.what, queue: this.#queue, err }, `cannot resume (${(err as Error).message}); retrying in ${delay} ms`);
         await new Promise((r) => setTimeout(r, delay));
       }
     }

@@ -221,8 +221,13 @@ export function resolveServerOptions(options: ServerOptions, logger: Logger): Re
 
 /** The budget of one call: per-call option, else the method's default, else the client's. */
 export function callTimeout(perCall: number | undefined, method: number | undefined, client: number): number {
-  return positive("timeoutMs", perCall ?? method ?? client);
+  const ms = positive("timeoutMs", perCall ?? method ?? client);
+  if (ms > MAX_TIMEOUT_MS) throw new RangeError(`warren: timeoutMs must be at most ${MAX_TIMEOUT_MS} (about 24.8 days), got ${ms}`);
+  return ms;
 }
+
+/** The longest call timeout: what a Node timer can wait (2^31 - 1 ms). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
 
 function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`warren: ${name} must be a positive number, got ${value}`);

@@ -138,14 +138,43 @@ export class RpcClient implements RpcTransport {
   call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = NO_OPTIONS): Promise<Res> {
     if (this.#chain === undefined) return this.#call(method, request, options, Date.now()) as Promise<Res>;
     const call: OutgoingCall = { method, request, options, headers: { ...options.headers }, startedAt: Date.now() };
+    const target = targetOf(method);
+    let budget: number;
+    try {
+      budget = callTimeout(options.timeoutMs, method.timeoutMs, this.#options.timeoutMs);
+    } catch (err) {
+      return Promise.reject(new RpcError("invalid_request", `${describeTarget(target)}: ${(err as Error).message}`, { ...target, cause: err }));
+    }
     let outcome: Promise<unknown>;
     try {
       outcome = this.#chain(call);
     } catch (err) {
       outcome = Promise.reject(err);
     }
-    return outcome.catch((err: unknown) => {
-      throw err instanceof RpcError ? err : new RpcError("internal", `${describeTarget(targetOf(method))}: a client interceptor failed: ${(err as Error)?.message ?? String(err)}`, { ...targetOf(method), cause: err });
+    // The deadline and the signal hold while interceptors run too: a slow or stuck interceptor cannot keep the caller waiting past them.
+    return new Promise<unknown>((resolve, reject) => {
+      const signal = options.signal;
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new RpcError("timeout", `${describeTarget(target)}: no reply within ${budget} ms`, target));
+      }, Math.max(0, call.startedAt + budget - Date.now()));
+      const onAbort = () => {
+        done();
+        reject(canceled(target, signal!));
+      };
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+      outcome.then(
+        (value) => (done(), resolve(value)),
+        (err: unknown) => {
+          done();
+          reject(err instanceof RpcError ? err : new RpcError("internal", `${describeTarget(target)}: a client interceptor failed: ${(err as Error)?.message ?? String(err)}`, { ...target, cause: err }));
+        },
+      );
     }) as Promise<Res>;
   }
 
@@ -353,11 +382,14 @@ export class RpcClient implements RpcTransport {
     const channel = await this.#source.open();
     // Before anything else: a close during the setup below (even one read together with consume-ok) fails the calls published on it and lets the next call reopen.
     channel.onClose(() => {
-      if (this.#reply === slot) this.#reply = undefined;
+      const current = this.#reply === slot;
+      if (current) this.#reply = undefined;
       this.#retired.delete(slot);
       this.#calls.failRoute(slot, (p) =>
         new RpcError("connection_lost", `${describeTarget(p.target)}: the connection to RabbitMQ was lost while waiting for a reply`),
       );
+      // Reopen at once (waiting for a reconnection), not at the next call: health() and the next call find it ready.
+      if (current && slot.open !== undefined && !this.#closed && !this.#source.closed) void this.#replyChannel().catch(() => {});
     });
     try {
       let replyTo = DIRECT_REPLY_TO;
@@ -439,7 +471,7 @@ export class RpcClient implements RpcTransport {
 function noConsumer(call: Call): RpcError {
   return new RpcError(
     "no_server",
-    `${describeTarget(call.target)}: no server: queue "${call.queue}" exists but no server consumes it; nothing was sent (pass waitForServer: true to wait for one within the deadline)`,
+    `${describeTarget(call.target)}: no server: queue "${call.queue}" exists but no server consumes it; nothing was sent (the call option waitForServer, or warren call --wait-for-server, waits for one within the deadline)`,
     call.target,
   );
 }

@@ -59,7 +59,12 @@ export class TestKit {
     this.faults = new Faults();
     this.broker.intercept((p) => this.faults.hook(p));
     this.#logger = options.logger ?? lineLogger((line) => void this.logs.push(line));
+    // Like a connection's socket, the kit keeps the process alive until it is closed: a call waiting
+    // for its timeout (whose timers do not hold the process) settles under any test runner or in a script.
+    this.#keepAlive = setInterval(() => {}, 1 << 30);
   }
+
+  readonly #keepAlive: NodeJS.Timeout;
 
   /**
    * A client for generated stubs: `new CalculatorClient(await kit.client())`. It is warren's
@@ -136,6 +141,7 @@ export class TestKit {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#keepAlive);
     this.faults.clear();
     const parts = [...this.#parts].reverse().map(({ part }) => part);
     // Clients first, so their pending calls are canceled rather than left waiting on servers that are closing.

@@ -4,7 +4,7 @@
  * real process, and usage errors as one line without a stack.
  */
 import { execFile, execFileSync } from "node:child_process";
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -15,6 +15,8 @@ const CASES = path.join(ROOT, "test/codegen/breaking");
 /** Outside this repository, so that its warren.config.json is not found upward from the scratch repository. */
 const REPO = path.join(os.tmpdir(), `warren-git-scratch-${process.pid}`);
 const OUTSIDE: string[] = [];
+/** An empty directory (made before the cases run). */
+const OUTSIDE_EMPTY = path.join(os.tmpdir(), `warren-breaking-empty-${process.pid}`);
 
 afterAll(async () => {
   await rm(REPO, { recursive: true, force: true });
@@ -132,9 +134,12 @@ describe("usage errors: exit 2, one line, no stack", () => {
     ["an unknown git ref", ["breaking", "--against", "no-such-ref~3"], /--against "no-such-ref~3" is neither a directory nor a git ref of the repository at /, () => ROOT],
     ["a ref that looks like a flag", ["breaking", "--against=--output=x"], /is not a directory or a git ref/, () => ROOT],
     ["no git repository around", ["breaking", "--against", "HEAD", "--schemas", "."], /is not a directory, and .* is not inside a git repository/, () => OUTSIDE[0]!],
+    ["an empty --against directory (a mistyped path would otherwise pass as every service new)", ["breaking", "--against", OUTSIDE_EMPTY, "--schemas", path.join(ROOT, "schemas")], /--against ".*" holds no contracts/, () => ROOT],
   ];
   beforeAll(async () => {
     OUTSIDE.push(await mkdtemp(path.join(os.tmpdir(), "warren-breaking-test-")));
+    await mkdir(OUTSIDE_EMPTY, { recursive: true });
+    OUTSIDE.push(OUTSIDE_EMPTY);
   });
   test.each(cases)("%s", async (_name, argv, message, cwd) => {
     const r = await cli(argv, cwd());

@@ -72,7 +72,7 @@ test("refuses to overwrite a file without the generated header", async () => {
   await writeFile(path.join(out, "fibonacci/types.ts"), "// my own file\n");
   const r = await cli(args());
   expect(r.code).toBe(1);
-  expect(r.err.join("\n")).toMatch(/fibonacci\/types\.ts#: refusing to overwrite/);
+  expect(r.err.join("\n")).toMatch(/fibonacci\/types\.ts: refusing to overwrite/);
   expect(await readFile(path.join(out, "fibonacci/types.ts"), "utf8")).toBe("// my own file\n");
   expect(await listFiles(out)).toEqual(["fibonacci/types.ts"]);
 });

@@ -228,3 +228,14 @@ describe("faults on events", () => {
     expect(got).toEqual(["o-1"]);
   });
 });
+
+describe("outside a test runner", () => {
+  it("a call that waits for its timeout settles in a plain script: the kit holds the process until it is closed", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const path = await import("node:path");
+    const root = path.resolve(import.meta.dirname, "../..");
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", path.join(root, "test/helpers/kit-timeout-script.ts")], { cwd: root });
+    expect(stdout.trim()).toBe("outcome timeout");
+  }, 30_000);
+});

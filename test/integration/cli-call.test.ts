@@ -108,7 +108,7 @@ describe("warren call", () => {
       [["call"], 2, /^warren: missing required argument 'Service.method' \(see: warren call --help\)$/],
       [["call", "Greeter.greet", '{"name":"Ada"}', "--url", unreachableUrl(1, "secret")], 4, /^warren: cannot connect to the broker: .*127\.0\.0\.1:1.*$/],
       [["list", "--url", unreachableUrl(1, "secret")], 4, /^warren: cannot connect to the broker: /],
-      [["describe", "Greeter.greet", "--config", "nowhere.json"], 3, /^warren: nowhere\.json: cannot read the config file: ENOENT$/],
+      [["describe", "Greeter.greet", "--config", "nowhere.json"], 3, /^warren: nowhere\.json: cannot read the config file \(no such file\)$/],
     ];
     const withSchemas = (args: string[]) => [...args, ...(args.length > 1 ? ["--schemas", schemas] : [])];
     // The whole table in this process (runWarren, what the bin runs), a sample of it through the bin.
@@ -122,6 +122,6 @@ describe("warren call", () => {
     spawned.forEach((run, i) => check(run, sample[i]!));
     const missing = await warren(["call", "Greeter.greet", "{}", "--schemas", `${schemas}/nope`]);
     expect(missing.code).toBe(3);
-    expect(oneLine(missing)).toMatch(/^warren: .*nope: cannot read the schemas directory: ENOENT$/);
+    expect(oneLine(missing)).toMatch(/^warren: .*nope: cannot read the schemas directory \(no such directory\); create it, or name it with --schemas/);
   });
 });

@@ -5,8 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
+import { OrdersSubscriber } from "../../generated/orders/index.js";
+import { connect } from "../../src/index.js";
 import { calculatorHandlers } from "../helpers/calculator-handlers.js";
-import { deleteAfter, onTeardown, openConnection, sleep, uniqueName } from "../helpers/broker.js";
+import { deleteAfter, deleteExchangeAfter, onTeardown, openConnection, recordingLogger, sleep, uniqueName } from "../helpers/broker.js";
 
 describe("no consumer on the service's queue", () => {
   it("fails with no_server long before the call's 30 s timeout, leaving nothing in the queue; waitForServer waits for a server that starts", async () => {
@@ -26,5 +28,21 @@ describe("no consumer on the service's queue", () => {
     onTeardown(() => server.close());
     await serveCalculator(server, calculatorHandlers, { queue });
     await expect(waiting).resolves.toEqual({ sum: 5 });
+  });
+});
+
+describe("closing a connection on purpose", () => {
+  it("logs nothing about resuming: servers and group subscribers do not take it for a lost channel", async () => {
+    const logger = recordingLogger();
+    const conn = await connect(undefined, { logger });
+    const queue = deleteAfter(uniqueName("calc"));
+    await serveCalculator(conn.server(), calculatorHandlers, { queue });
+    const bus = conn.events({ exchanges: { Orders: deleteExchangeAfter(uniqueName("orders")) } });
+    const sub = await new OrdersSubscriber(bus).onOrderPlaced(() => {}, { group: "g" });
+    deleteAfter(sub.queue);
+    deleteAfter(sub.deadLetterQueue);
+    await conn.close();
+    await sleep(300);
+    expect(logger.lines).toEqual([]);
   });
 });

@@ -46,7 +46,8 @@ describe("client.health()", () => {
     expect(await pending).toMatchObject({ code: "connection_lost" });
     expect(client.health()).toMatchObject({ ok: false, connected: false, inFlight: 0 });
     conn.reconnect();
-    await client.ready();
+    await broker.settle();
+    // Reopened by itself after the reconnection: ready again without a call.
     expect(client.health().ok).toBe(true);
     await client.close();
     expect(client.health()).toMatchObject({ ok: false, closed: true });

@@ -103,6 +103,27 @@ describe("client interceptors", () => {
   });
 });
 
+describe("client interceptors and the call's deadline", () => {
+  it("a stuck interceptor cannot keep the caller past the deadline, and an abort while it runs cancels at once", async () => {
+    vi.useFakeTimers();
+    const stuck: ClientInterceptor = () => () => new Promise(() => {});
+    const call = clientWith([stuck]).call(add, { a: 1, b: 2 }, { timeoutMs: 100 }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await call).toMatchObject({ code: "timeout" });
+    const controller = new AbortController();
+    const slow: ClientInterceptor = (next) => async (c) => {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      return next(c);
+    };
+    const aborted = clientWith([slow]).call(add, { a: 1, b: 2 }, { timeoutMs: 1000, signal: controller.signal }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(20);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await aborted).toMatchObject({ code: "canceled" });
+    await expect(clientWith([slow]).call(add, { a: 1, b: 2 }, { timeoutMs: 3e9 })).rejects.toMatchObject({ code: "invalid_request", message: expect.stringContaining("at most 2147483647") });
+  });
+});
+
 describe("server interceptors", () => {
   const requireAuth: ServerInterceptor = (next) => (request, ctx) => {
     if (ctx.headers.authorization !== "Bearer t0ken") throw new RpcError("unauthenticated", "a bearer token is required");
