@@ -66,7 +66,9 @@ export function oneLine(text: string): string {
 
 /** A failed `connect()` as the CLI reports it: status 4, the runtime's message (it names the redacted address and what to do). */
 export function brokerError(err: unknown): CliError {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = (err instanceof Error ? err.message : String(err)).replace(/^warren: /, "");
+  // connect() throws a TypeError, before dialing anything, for an address that is not amqp:// or amqps://: a bad argument.
+  if (err instanceof TypeError) return new CliError(Exit.usage, `--url: ${oneLine(message)}`);
   return new CliError(Exit.broker, `cannot connect to the broker: ${oneLine(message)}`);
 }
 

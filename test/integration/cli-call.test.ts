@@ -108,6 +108,7 @@ describe("warren call", () => {
       [["call"], 2, /^warren: missing required argument 'Service.method' \(see: warren call --help\)$/],
       [["call", "Greeter.greet", '{"name":"Ada"}', "--url", unreachableUrl(1, "secret")], 4, /^warren: cannot connect to the broker: .*127\.0\.0\.1:1.*$/],
       [["list", "--url", unreachableUrl(1, "secret")], 4, /^warren: cannot connect to the broker: /],
+      [["call", "Greeter.greet", '{"name":"Ada"}', "--url", "http://user:secret@x"], 2, /^warren: --url: broker URL http:\/\/user:\*\*\*@x.* must start with amqp:\/\/ or amqps:\/\//],
       [["describe", "Greeter.greet", "--config", "nowhere.json"], 3, /^warren: nowhere\.json: cannot read the config file \(no such file\)$/],
     ];
     const withSchemas = (args: string[]) => [...args, ...(args.length > 1 ? ["--schemas", schemas] : [])];
