@@ -17,7 +17,7 @@
 import type { Attributes, Context, Link } from "@opentelemetry/api";
 import type { OutgoingEvent, PublishInterceptor, PublishNext } from "../events/bus.js";
 import type { EventContext, ProcessInterceptor, ProcessNext } from "../events/subscription.js";
-import { endSpan, errorType, extract, messageOf, now, type Instruments } from "./instruments.js";
+import { endSpan, errorType, extract, messageOf, now, observe, type Instruments } from "./instruments.js";
 
 /** The publish interceptor: a PRODUCER span and `messaging.client.sent.messages` around each publish. */
 export function publishTelemetry(i: Instruments): PublishInterceptor {
@@ -60,13 +60,7 @@ export function publishTelemetry(i: Instruments): PublishInterceptor {
           i.sentMessages.add(1, metric);
         }
       };
-      return outcome.then(
-        () => done(undefined, false),
-        (err: unknown) => {
-          done(err, true);
-          throw err;
-        },
-      );
+      return observe(outcome, done);
     };
 }
 
@@ -119,13 +113,7 @@ export function processTelemetry(i: Instruments): ProcessInterceptor {
           i.processDuration.record((end - start) / 1000, metric);
         }
       };
-      return outcome.then(
-        () => done(undefined, false),
-        (err: unknown) => {
-          done(err, true);
-          throw err;
-        },
-      );
+      return observe(outcome, done);
     };
 }
 

@@ -80,6 +80,17 @@ export function errorType(err: unknown): string {
   return err instanceof Error && typeof name === "string" && name !== "" ? name : "_OTHER";
 }
 
+/** `outcome`, after calling `done` with how it settled (the error and `true` when it failed): the outcome is passed on unchanged. */
+export function observe<T>(outcome: Promise<T>, done: (err: unknown, failed: boolean) => void): Promise<T> {
+  return outcome.then(
+    (value) => (done(undefined, false), value),
+    (err: unknown) => {
+      done(err, true);
+      throw err;
+    },
+  );
+}
+
 /** Now, in milliseconds since the epoch with sub-millisecond precision: the span times and the metric durations come from the same clock. */
 export function now(): number {
   return performance.timeOrigin + performance.now();

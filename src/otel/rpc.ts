@@ -19,7 +19,7 @@ import { isRpcError } from "../core/errors.js";
 import type { MethodDescriptor } from "../core/descriptor.js";
 import type { HandlerContext } from "../rpc/handler.js";
 import type { CallNext, ClientInterceptor, HandleNext, OutgoingCall, ServerInterceptor } from "../rpc/interceptors.js";
-import { RPC_SYSTEM, endSpan, errorType, extract, messageOf, now, type Instruments } from "./instruments.js";
+import { RPC_SYSTEM, endSpan, errorType, extract, messageOf, now, observe, type Instruments } from "./instruments.js";
 
 /** Codes a server sends as they are; anything else a handler throws reaches the caller as `internal`. */
 const SERVER_FAULTS: ReadonlySet<string> = new Set(["internal", "invalid_response", "unimplemented"]);
@@ -59,13 +59,7 @@ export function clientTelemetry(i: Instruments): ClientInterceptor {
         endSpan(api, span, end, extra, failed, failed ? messageOf(err) : undefined);
         if (i.metered) recordDuration(i.clientDuration, i.clientDurationMs, attributes, extra, end - start, true);
       };
-      return outcome.then(
-        (value) => (done(undefined, false), value),
-        (err: unknown) => {
-          done(err, true);
-          throw err;
-        },
-      );
+      return observe(outcome, done);
     };
 }
 
@@ -105,13 +99,7 @@ export function serverTelemetry(i: Instruments): ServerInterceptor {
           if (i.metered) recordDuration(i.serverDuration, i.serverDurationMs, attributes, extra, end - start, false);
         });
       };
-      return outcome.then(
-        (value) => (done(undefined, false), value),
-        (err: unknown) => {
-          done(err, true);
-          throw err;
-        },
-      );
+      return observe(outcome, done);
     };
 }
 
