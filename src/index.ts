@@ -25,7 +25,9 @@ export type {
   PayloadOf,
 } from "./core/descriptor.js";
 export { EventBus } from "./events/bus.js";
-export type { EventTransport, PublishOptions } from "./events/bus.js";
+export type { Parent } from "./core/parent.js";
+export type { EventHandlers, EventTransport, PublishOptions } from "./events/bus.js";
+export { BindingConflict } from "./events/bindings.js";
 export type { EventContext, EventHandler, Subscription } from "./events/subscription.js";
 export type { CallOptions, RpcTransport } from "./rpc/transport.js";
 export type { HandlerContext, MethodHandler, ServiceHandlers, ErrorDataArgs } from "./rpc/handler.js";
@@ -44,6 +46,10 @@ export type { Logger, LogFields } from "./core/logging.js";
 export type { ClientOptions, ClientHealth } from "./rpc/client.js";
 export type { ServerOptions, ServerHealth } from "./rpc/server.js";
 export type { ClientInterceptor, ServerInterceptor, OutgoingCall, CallNext, HandleNext } from "./rpc/interceptors.js";
+export { dedupe, fingerprint, canonicalJson } from "./rpc/idempotency.js";
+export type { DedupeOptions } from "./rpc/idempotency.js";
+export { memoryDedupeStore } from "./rpc/dedupe-store.js";
+export type { DedupeStore, DedupeEntry, MemoryDedupeStoreOptions } from "./rpc/dedupe-store.js";
 export { isDeclaredError } from "./core/declared.js";
 export {
   CONTENT_TYPE,

@@ -1,10 +1,34 @@
 /**
  * Keeps one consumer alive across channel and connection losses: opens a
  * channel, runs the owner's setup (declare, bind, prefetch), consumes, and
- * after an unexpected close starts over with capped backoff until closed.
+ * after an unexpected close starts over at once (then with capped backoff
+ * while attempts fail) until closed. A channel the broker closed because a
+ * delivery stayed unacknowledged past its consumer timeout is reported in one
+ * line naming what overran (see docs/FAILURES.md#long-handlers-and-consumer_timeout).
  */
 import { logInfo, type Logger } from "../core/logging.js";
-import type { Delivery, WireChannel } from "./channel-source.js";
+import type { CloseReason, Delivery, WireChannel } from "./channel-source.js";
+
+/** What the broker reported when it closed a channel for a delivery left unacknowledged too long. */
+export interface ConsumerTimeout {
+  /** The timeout the broker applied, in ms (`consumer_timeout` in rabbitmq.conf); undefined when its message did not say. */
+  readonly timeoutMs: number | undefined;
+  /** The broker's own text. */
+  readonly message: string;
+}
+
+/**
+ * Whether `reason` is the broker closing a channel because a delivery on it
+ * stayed unacknowledged longer than its consumer timeout (RabbitMQ: 406
+ * PRECONDITION_FAILED "delivery acknowledgement on channel N timed out"), and
+ * with which timeout; `undefined` for any other close.
+ */
+export function consumerTimeoutOf(reason: CloseReason): ConsumerTimeout | undefined {
+  const message = reason?.message ?? "";
+  if ((reason as { code?: unknown } | undefined)?.code !== 406 || !/delivery acknowledgement on channel \d+ timed out/.test(message)) return undefined;
+  const used = /Timeout value used: (\d+) ms/.exec(message);
+  return { timeoutMs: used ? Number(used[1]) : undefined, message };
+}
 
 /** What a {@link KeptConsumer} needs from its owner. */
 export interface ConsumerSetup<C extends WireChannel> {
@@ -16,6 +40,13 @@ export interface ConsumerSetup<C extends WireChannel> {
   deliver(channel: C, msg: Delivery): void;
   /** True once the owning connection is closed for good. */
   connectionClosed(): boolean;
+  /**
+   * Called once when the broker closed `channel` for a delivery left
+   * unacknowledged past its consumer timeout: says what overran, for the log
+   * line (e.g. `Calculator.report had run for 6.0 s; 2 other requests were in
+   * flight, ...`). Optional.
+   */
+  overran?(channel: C, timeout: ConsumerTimeout): string;
 }
 
 /** A consumer that re-declares and resumes by itself; see the module comment. */
@@ -65,13 +96,32 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
       throw err;
     }
     // A close that came before this line (even in the same read as consume-ok) still reaches the listener.
-    channel.onClose(() => {
+    channel.onClose((reason) => {
       if (this.#channel !== channel || this.#closing) return;
       this.#channel = undefined;
       if (this.setup.connectionClosed()) return; // the connection was closed on purpose: nothing to resume, nothing to warn about
-      this.logger.warn({ subject: this.what, queue: this.#queue }, `channel on queue "${this.#queue}" closed; re-declaring and resuming`);
+      const timeout = consumerTimeoutOf(reason);
+      if (timeout !== undefined) this.#reportTimeout(channel, timeout);
+      else this.logger.warn({ subject: this.what, queue: this.#queue, err: reason }, `channel on queue "${this.#queue}" closed${reason ? ` (${reason.message})` : ""}; re-declaring and resuming`);
       void this.#resume();
     });
+  }
+
+  /** One line that says what happened, what overran, and what to configure; the resume follows at once. */
+  #reportTimeout(channel: C, timeout: ConsumerTimeout): void {
+    const limit = timeout.timeoutMs === undefined ? "its consumer_timeout" : `its consumer_timeout (${timeout.timeoutMs} ms)`;
+    let what: string | undefined;
+    try {
+      what = this.setup.overran?.(channel, timeout);
+    } catch {
+      what = undefined; // a report that fails must not stop the resume
+    }
+    this.logger.warn(
+      { subject: this.what, queue: this.#queue, code: "consumer_timeout", consumerTimeoutMs: timeout.timeoutMs },
+      `the broker closed the channel of queue "${this.#queue}": a delivery stayed unacknowledged longer than ${limit}` +
+        `${what ? `; ${what}` : ""}. Resuming at once. Raise consumer_timeout in the broker's rabbitmq.conf, or keep handlers shorter ` +
+        "(docs/FAILURES.md#long-handlers-and-consumer_timeout)",
+    );
   }
 
   async #resume(): Promise<void> {

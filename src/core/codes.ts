@@ -25,6 +25,8 @@ export const Code = {
   permission_denied: "permission_denied",
   /** Server: the method exists in the contract but has no implementation yet. */
   unimplemented: "unimplemented",
+  /** Server (with deduplication on): the call's idempotency key was already used for a different request (another method or other arguments). Nothing ran; send a new key for a new request. */
+  idempotency_conflict: "idempotency_conflict",
   /** Caller: no reply arrived within the call's deadline. The request may or may not have run. */
   timeout: "timeout",
   /** Caller: the call was aborted through its `AbortSignal`, or its client was closed. */
@@ -55,6 +57,7 @@ export const SERVER_CODES: readonly Code[] = [
   "incompatible_version",
   "unauthenticated",
   "permission_denied",
+  "idempotency_conflict",
 ];
 
 /**

@@ -23,7 +23,7 @@ import { RPC_SYSTEM, endSpan, errorType, extract, messageOf, now, observe, type 
 
 /** Codes a server sends as they are; anything else a handler throws reaches the caller as `internal`. */
 const SERVER_FAULTS: ReadonlySet<string> = new Set(["internal", "invalid_response", "unimplemented"]);
-const REFUSALS: ReadonlySet<string> = new Set(["unimplemented", "unauthenticated", "permission_denied", "invalid_request"]);
+const REFUSALS: ReadonlySet<string> = new Set(["unimplemented", "unauthenticated", "permission_denied", "invalid_request", "idempotency_conflict"]);
 
 /** The client interceptor: a CLIENT span and `rpc.client.call.duration` around each call. */
 export function clientTelemetry(i: Instruments): ClientInterceptor {

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { MethodDescriptor } from "../core/descriptor.js";
 import { SlotIndex } from "../core/slot-index.js";
 import { RpcError, describeTarget } from "../core/errors.js";
+import { abandoned } from "../core/parent.js";
 import type { MethodChecks } from "../core/validation.js";
 import { Deadlines, type Expiring } from "./deadlines.js";
 import type { CallOptions } from "./transport.js";
@@ -31,10 +32,9 @@ export function targetOf(method: MethodDescriptor<any, any, any>): Target {
   return { service: method.service.name, method: method.name };
 }
 
-/** The `canceled` error of a call whose AbortSignal fired. */
+/** The error of a call whose AbortSignal fired: `canceled`, or `timeout` when it fired for a deadline (see {@link abandoned}). */
 export function canceled(target: Target, signal: AbortSignal): RpcError {
-  const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : "";
-  return new RpcError("canceled", `${describeTarget(target)}: canceled by the caller${reason}`, { ...target, cause: signal.reason });
+  return abandoned(target, signal);
 }
 
 /**
@@ -53,6 +53,8 @@ export class Call implements Expiring {
   route: Route | undefined = undefined;
   /** The counter in the current correlation id: places the call in the table's index. */
   seq = 0;
+  /** Sent as `message_id` on every attempt: the caller's `idempotencyKey`, else the first attempt's correlation id; set by the client. */
+  idempotencyKey = "";
   /** What the client's interceptors saw of this call, told the correlation id of each attempt when it is published; `undefined` without interceptors. */
   outgoing: OutgoingCall | undefined = undefined;
   deadlinePrev: Expiring | undefined = undefined;

@@ -22,7 +22,8 @@ import {
   toErrorBody,
   tryEncodeBody,
 } from "../core/protocol.js";
-import { inheritedTrace } from "../core/trace.js";
+import { inherit, type Parent } from "../core/parent.js";
+import { ambientParent, inheritedTrace } from "../core/trace.js";
 import { Invalid, checksFor } from "../core/validation.js";
 import { Call, CallTable, canceled, targetOf, type Route } from "./call-table.js";
 import { compose, type CallNext, type ClientInterceptor, type OutgoingCall } from "./interceptors.js";
@@ -136,8 +137,17 @@ export class RpcClient implements RpcTransport {
    * while their deadline allows (not after `no_server`: that answer must stay fast).
    */
   call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options: CallOptions = NO_OPTIONS): Promise<Res> {
-    if (this.#chain === undefined) return this.#call(method, request, options, Date.now()) as Promise<Res>;
-    const call: OutgoingCall = { method, request, options, headers: { ...options.headers }, startedAt: Date.now() };
+    const now = Date.now();
+    const parent = options.parent === undefined ? ambientParent() : options.parent;
+    if (parent != null) {
+      try {
+        options = this.#inherit(method, options, parent, now);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    if (this.#chain === undefined) return this.#call(method, request, options, now) as Promise<Res>;
+    const call: OutgoingCall = { method, request, options, headers: { ...options.headers }, startedAt: now };
     const target = targetOf(method);
     let budget: number;
     try {
@@ -178,6 +188,18 @@ export class RpcClient implements RpcTransport {
     }) as Promise<Res>;
   }
 
+  /** `options` with the budget and signal a call made at `now` for `parent` gets (src/core/parent.ts): due at the parent's deadline at the latest; throws when the parent is done with. */
+  #inherit(method: MethodDescriptor<any, any, any>, options: CallOptions, parent: Parent, now: number): CallOptions {
+    let own: number;
+    try {
+      own = callTimeout(options.timeoutMs, method.timeoutMs, this.#options.timeoutMs);
+    } catch {
+      return options; // a bad timeoutMs is reported where every call's is
+    }
+    const { timeoutMs, signal } = inherit(parent, targetOf(method), own, options.signal, now);
+    return signal === undefined ? { ...options, timeoutMs, parent: null } : { ...options, timeoutMs, signal, parent: null };
+  }
+
   /** One call past the interceptors (`outgoing`: what they saw); its budget runs from `startedAt`. */
   #call(method: MethodDescriptor<any, any, any>, request: unknown, options: CallOptions, startedAt: number, outgoing?: OutgoingCall): Promise<unknown> {
     let first: Call;
@@ -202,7 +224,9 @@ export class RpcClient implements RpcTransport {
         // The reply channel opens meanwhile (first: the check's channel is the client's second).
         void this.#replyChannel().catch(() => {});
         void this.#presence.check(first.queue).then((count) => {
-          if (count === 0) first.reject(noConsumer(first));
+          // Not in the call table yet, so an abort meanwhile has no listener: look.
+          if (options.signal?.aborted) first.reject(canceled(first.target, options.signal));
+          else if (count === 0) first.reject(noConsumer(first));
           else this.#begin(first);
         });
         return outcome;
@@ -235,9 +259,15 @@ export class RpcClient implements RpcTransport {
     if (issues !== undefined) throw new ValidationError("invalid_request", "client", issues, targetOf(method));
     const encoded = tryEncodeBody(request);
     if (!encoded.ok) throw new RpcError("invalid_request", `${describeTarget(targetOf(method))}: the request ${encoded.reason}`, targetOf(method));
+    const key = options.idempotencyKey;
+    if (key !== undefined && !isIdempotencyKey(key)) {
+      throw new RpcError("invalid_request", `${describeTarget(targetOf(method))}: idempotencyKey must be a non-empty string of at most ${MAX_KEY_BYTES} bytes`, targetOf(method));
+    }
     const queue = this.#options.queues[method.service.name] ?? method.service.queue;
     const call = new Call(this.#calls, method, checks, queue, "", encoded.body, now + timeoutMs, timeoutMs, options);
     this.#calls.assignId(call);
+    // Kept on the call: a retry gets a new correlation id but the same message_id.
+    call.idempotencyKey = key ?? call.correlationId;
     return call;
   }
 
@@ -316,6 +346,9 @@ export class RpcClient implements RpcTransport {
       const props = {
         contentType: CONTENT_TYPE,
         correlationId: call.correlationId,
+        // The idempotency key: a standard property, cheaper on the hot path than a header table entry.
+        messageId: call.idempotencyKey,
+
         replyTo,
         type: call.method.name,
         expiration: String(Math.max(1, deadline - now)),
@@ -328,7 +361,10 @@ export class RpcClient implements RpcTransport {
       };
       const flushed = channel.publish("", call.queue, call.body!, props, true);
       this.#calls.published(call, slot);
-      if (call.outgoing !== undefined) call.outgoing.correlationId = call.correlationId;
+      if (call.outgoing !== undefined) {
+        call.outgoing.correlationId = call.correlationId;
+        call.outgoing.idempotencyKey = call.idempotencyKey;
+      }
       if (call.method.idempotent !== true) call.body = undefined;
       // Back-pressure: once the socket buffer is full, later calls wait for "drain" instead of piling up.
       this.#flow.published(channel, flushed);
@@ -465,6 +501,14 @@ export class RpcClient implements RpcTransport {
     pending.fail(new RpcError("no_server", `${describeTarget(target)}: no server: queue "${pending.queue}" does not exist (the broker returned the request unrouted)`, target));
   }
 
+}
+
+/** The most an idempotency key may take: AMQP's `message_id` is a short string. */
+const MAX_KEY_BYTES = 255;
+
+/** A non-empty string that fits in `message_id`. */
+function isIdempotencyKey(key: unknown): key is string {
+  return typeof key === "string" && key.length > 0 && (key.length <= MAX_KEY_BYTES / 3 || Buffer.byteLength(key) <= MAX_KEY_BYTES);
 }
 
 /** The failure of a call to a queue that exists but that no server consumes. */

@@ -6,6 +6,7 @@ import type { Delivery } from "../amqp/channel-source.js";
 import type { MethodDescriptor } from "../core/descriptor.js";
 import { RpcError } from "../core/errors.js";
 import type { HandlerContext } from "./handler.js";
+import { requesterAlive, type QueueProbe } from "./presence.js";
 
 /** The {@link HandlerContext} of one request; its AbortSignal is created only if a handler reads it. */
 export class Context implements HandlerContext<any> {
@@ -13,6 +14,7 @@ export class Context implements HandlerContext<any> {
   readonly headers: Readonly<Record<string, unknown>>;
   readonly redelivered: boolean;
   readonly replyTo: string;
+  readonly idempotencyKey: string;
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -22,11 +24,14 @@ export class Context implements HandlerContext<any> {
     readonly correlationId: string,
     msg: Delivery,
     readonly deadline: number | undefined,
+    private readonly probe: () => QueueProbe,
   ) {
     this.method = descriptor.name;
     this.headers = (msg.properties.headers as Record<string, unknown> | undefined) ?? {};
     this.redelivered = msg.fields.redelivered;
     this.replyTo = typeof msg.properties.replyTo === "string" ? msg.properties.replyTo : "";
+    const messageId = msg.properties.messageId;
+    this.idempotencyKey = typeof messageId === "string" && messageId !== "" ? messageId : correlationId;
   }
 
   get signal(): AbortSignal {
@@ -41,6 +46,10 @@ export class Context implements HandlerContext<any> {
       }
     }
     return this.#controller.signal;
+  }
+
+  requesterAlive(): Promise<boolean> {
+    return requesterAlive(this.probe(), this.replyTo);
   }
 
   error(code: string, data?: unknown): RpcError<string, any> {

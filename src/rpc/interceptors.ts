@@ -31,6 +31,8 @@ export interface OutgoingCall {
   readonly startedAt: number;
   /** The correlation id of the latest attempt, set by the client when it is published; `undefined` before, and for a call answered without `next`. */
   correlationId?: string;
+  /** The idempotency key the request is sent with (`message_id`, the same on every attempt), set by the client when it is first published. */
+  idempotencyKey?: string;
 }
 
 /** The rest of a client's chain: resolves with the response or rejects with an `RpcError`. */
@@ -53,7 +55,7 @@ export type HandleNext = (request: unknown, ctx: HandlerContext<any>) => unknown
  * handler's context (service, method, headers, deadline, signal,
  * redelivered); it may refuse the request by throwing — a declared error
  * (`ctx.error(…)`), or an `RpcError` with code `unauthenticated`,
- * `permission_denied`, `invalid_request` or `unimplemented`, which the caller
+ * `permission_denied`, `invalid_request`, `unimplemented` or `idempotency_conflict`, which the caller
  * receives as such (anything else thrown becomes `internal`) — and observe or
  * replace the outcome. It may return a value or a promise.
  */

@@ -24,7 +24,8 @@ import {
   serverErrorBody,
   tryEncodeBody,
 } from "../core/protocol.js";
-import { handleTraced } from "../core/trace.js";
+import { handleWithin } from "../core/trace.js";
+import { QueueProbe } from "./presence.js";
 import { SlotIndex } from "../core/slot-index.js";
 import { Invalid, checksFor, type MethodChecks } from "../core/validation.js";
 import { versionSkew } from "../core/versions.js";
@@ -32,6 +33,8 @@ import { Context } from "./context.js";
 import type { HandlerContext, ServiceHandlers } from "./handler.js";
 import { compose, type HandleNext, type ServerInterceptor } from "./interceptors.js";
 import { LossLedger, MAX_LOSSES, RecentRequests, requestKey } from "./losses.js";
+import { RecentKeys, earlySettleAfterMs, seconds, watchPeriodMs } from "../core/overruns.js";
+import { logInfo } from "../core/logging.js";
 
 /** Per-service options for {@link RpcServer.register}. */
 export interface RegisterOptions {
@@ -78,7 +81,7 @@ export interface ServerOptions extends BaseServerOptions {
 }
 
 /** Codes besides the declared ones that a handler or an interceptor may refuse a request with; anything else becomes `internal`. */
-const REFUSAL_CODES: ReadonlySet<string> = new Set<Code>(["unimplemented", "unauthenticated", "permission_denied", "invalid_request"]);
+const REFUSAL_CODES: ReadonlySet<string> = new Set<Code>(["unimplemented", "unauthenticated", "permission_denied", "invalid_request", "idempotency_conflict"]);
 
 /** A served method: its descriptor, its handler and its compiled checks. */
 interface MethodEntry {
@@ -168,6 +171,14 @@ class Inbound {
   readonly wireName: string | undefined;
   /** The delivery tag (per channel). */
   readonly tag: number;
+  /** When it was delivered (ms since the epoch): the broker's consumer timeout counts from here. */
+  readonly receivedAt = Date.now();
+  /** When its handler started: {@link receivedAt}, or for a redelivered copy taken over, the first delivery's. */
+  startedAt = this.receivedAt;
+  /** Acknowledged before its reply (its caller's deadline passed, or the broker's consumer timeout neared): never acked again. */
+  settledEarly = false;
+  /** The redelivered copy that took its place after its channel was lost while its handler ran: its reply and ack go there. */
+  adoptedBy: Inbound | undefined;
 
   constructor(
     readonly channel: WireChannel,
@@ -190,7 +201,10 @@ class Inbound {
 
 /** The state of one consumer channel: its ack batcher, the requests delivered on it and not yet finished, and the last ones finished. */
 interface ChannelState {
+  readonly channel: WireChannel;
   readonly acks: AckBatcher;
+  /** The requests still running when the channel was lost (for the log line of a consumer timeout). */
+  lost: Inbound[];
   /** By delivery tag, in a {@link SlotIndex} (no Map churn per request). */
   readonly unfinished: SlotIndex<Inbound>;
   /** Acked just now, so perhaps not by the broker: a reply can close the connection before the broker reads the ack behind it. */
@@ -211,6 +225,17 @@ class ServiceRegistration implements Registration {
   #checkedReplyTo: string | undefined;
   /** Callers' contract versions seen, and why each is refused (`undefined`: compatible). */
   readonly #versions = new Map<string, string | undefined>();
+  /** By request key: requests whose channel was lost while their handler ran on, not yet redelivered here nor answered. */
+  readonly #orphans = new Map<string, Inbound>();
+  /** Requests answered after their channel was lost: a redelivered copy is acked, not run again. */
+  readonly #answered = new RecentKeys();
+  /** Replies of handlers that outlived their channel and finished before the next one opened: sent on it. */
+  readonly #heldReplies: { inbound: Inbound; type: string; body: Buffer }[] = [];
+  /** Looks for requests to acknowledge early; see {@link settleOverdue}. */
+  #watch: NodeJS.Timeout | undefined;
+  /** Answers `ctx.requesterAlive()`; its channel opens on the first question. */
+  #requesters: QueueProbe | undefined;
+  readonly #probe = (): QueueProbe => (this.#requesters ??= new QueueProbe(this.source));
 
   constructor(
     readonly service: string,
@@ -218,7 +243,7 @@ class ServiceRegistration implements Registration {
     readonly version: string,
     readonly queue: string,
     queueType: QueueType,
-    source: ChannelSource,
+    private readonly source: ChannelSource,
     private readonly methods: Map<string, MethodEntry>,
     private readonly options: ResolvedServerOptions,
     private readonly onClosed: () => void,
@@ -230,21 +255,35 @@ class ServiceRegistration implements Registration {
         prepare: async (channel) => {
           await declareDurableQueue(channel, service, queue, queueType);
           await channel.prefetch(options.prefetch);
-          const state: ChannelState = { acks: new AckBatcher(channel), unfinished: new SlotIndex<Inbound>((request) => request.tag), recent: new RecentRequests() };
+          const state: ChannelState = { channel, acks: new AckBatcher(channel), lost: [], unfinished: new SlotIndex<Inbound>((request) => request.tag), recent: new RecentRequests() };
           this.#channels.set(channel, state);
           this.#current = state;
+          this.#sendHeldReplies(channel);
           // What was unfinished (or only just acked) when the channel closed comes back redelivered: count the loss against each.
           channel.onClose(() => {
             const unfinished = state.unfinished.drain();
-            if (this.#closing === undefined) this.#losses.record([...unfinished, ...state.recent.keys()]);
+            if (this.#closing !== undefined) return;
+            this.#losses.record([...unfinished, ...state.recent.keys()]);
+            // Their handlers run on: each reply goes out on the next channel, and a redelivered copy is taken over, not run again.
+            for (const inbound of unfinished) this.#orphans.set(inbound.key, inbound);
+            state.lost = unfinished;
           });
           return queue;
         },
         deliver: (channel, msg) => this.#onDelivery(channel, msg),
         connectionClosed: () => source.closed,
+        overran: (channel, timeout) => this.#overrun(channel, timeout.timeoutMs),
       },
       options.logger,
     );
+    const limit = options.consumerTimeoutMs ?? Infinity;
+    for (const { method } of methods.values()) {
+      if (method.timeoutMs === undefined || method.timeoutMs < earlySettleAfterMs(limit)) continue;
+      options.logger.warn(
+        { service, method: method.name, queue, code: "consumer_timeout" },
+        `its timeoutMs (${method.timeoutMs}) is not well below the broker's consumer_timeout (consumerTimeoutMs ${limit}): a request still running after ${Math.round(earlySettleAfterMs(limit))} ms is acknowledged early, and is lost if this process dies before it replies; raise consumer_timeout on the broker (docs/FAILURES.md#long-handlers-and-consumer_timeout)`,
+      );
+    }
   }
 
   get inFlight(): number {
@@ -256,8 +295,108 @@ class ServiceRegistration implements Registration {
   }
 
   /** Declares the queue, sets the prefetch and consumes; resumes by itself after a lost channel. */
-  start(): Promise<void> {
-    return this.#consumer.start();
+  async start(): Promise<void> {
+    this.#watch ??= setInterval(() => this.#settleOverdue(), watchPeriodMs(this.options.consumerTimeoutMs)).unref();
+    try {
+      await this.#consumer.start();
+    } catch (err) {
+      this.#stopWatch();
+      throw err;
+    }
+  }
+
+  #stopWatch(): void {
+    clearInterval(this.#watch);
+    this.#watch = undefined;
+  }
+
+  /**
+   * Acknowledges, before their replies, the requests of the current channel
+   * whose caller's deadline has passed (a redelivered copy would be dropped
+   * unrun: acking loses nothing) and, with `consumerTimeoutMs`, those about to
+   * outlast the broker's consumer timeout (which would close the channel).
+   * Their handlers run on and their replies still go out.
+   */
+  #settleOverdue(): void {
+    const state = this.#current;
+    if (state === undefined || state.unfinished.size === 0 || state.channel.closed) return;
+    const now = Date.now();
+    const limit = this.options.consumerTimeoutMs;
+    for (const inbound of state.unfinished.values()) {
+      const fields = { service: this.service, method: inbound.wireName, correlationId: inbound.correlationId, queue: this.queue };
+      const deadline = readDeadline(inbound.msg.properties.headers as Record<string, unknown> | undefined);
+      if (typeof deadline === "number" && deadline <= now) {
+        logInfo(this.options.logger, fields, `handler still running ${seconds(now - deadline)} past its caller's deadline; acknowledged the request (the caller has given up)`);
+        this.#settleEarly(inbound);
+      } else if (limit !== undefined && now - inbound.receivedAt >= earlySettleAfterMs(limit)) {
+        this.options.logger.warn(
+          { ...fields, code: "consumer_timeout" },
+          `handler still running after ${seconds(now - inbound.startedAt)}, near the broker's consumer_timeout (consumerTimeoutMs ${limit}); acknowledged the request now so the broker keeps the channel: if this process dies before it replies, it is not redelivered`,
+        );
+        this.#settleEarly(inbound);
+      }
+    }
+  }
+
+  #settleEarly(inbound: Inbound): void {
+    inbound.settledEarly = true;
+    inbound.state.unfinished.delete(inbound);
+    inbound.state.acks.done(inbound.tag, inbound.msg);
+  }
+
+  /** What overran on `channel`, which the broker closed for its consumer timeout: for the one log line of {@link KeptConsumer}. */
+  #overrun(channel: WireChannel, timeoutMs: number | undefined): string {
+    const lost = this.#channels.get(channel)?.lost ?? [];
+    const now = Date.now();
+    const hint = this.options.consumerTimeoutMs === undefined && timeoutMs !== undefined ? `; with the server option consumerTimeoutMs: ${timeoutMs} warren acknowledges such requests before the broker's limit` : "";
+    if (lost.length === 0) return `no request of ${this.service} was unfinished on it${hint}`;
+    const oldest = lost.reduce((a, b) => (b.receivedAt < a.receivedAt ? b : a));
+    const others = lost.length - 1;
+    return (
+      `${this.service}.${oldest.wireName ?? "?"} (correlation_id ${oldest.correlationId ?? "none"}) had run for ${seconds(now - oldest.startedAt)}` +
+      (others > 0 ? ` and ${others} other request(s) were in flight on the channel` : "") +
+      `; the handlers run on: this process answers ${others > 0 ? "them" : "it"} and does not run the redelivered ${others > 0 ? "copies" : "copy"} again${hint}`
+    );
+  }
+
+  /**
+   * A redelivered request that this process still runs (its channel was lost
+   * while its handler ran) or has answered since: taken over or acked, not run
+   * again. True when it was one of those.
+   */
+  #takeOver(inbound: Inbound): boolean {
+    const key = inbound.key;
+    const running = this.#orphans.get(key);
+    if (running !== undefined) {
+      this.#orphans.delete(key);
+      running.adoptedBy = inbound;
+      inbound.startedAt = running.startedAt;
+      return true; // unfinished on this channel until the handler, still running, replies
+    }
+    if (!this.#answered.take(key)) return false;
+    logInfo(this.options.logger, { service: this.service, method: inbound.wireName, correlationId: inbound.correlationId }, "a redelivered request was answered already (its channel was lost while its handler ran); acknowledged, not run again");
+    this.#finish(inbound);
+    return true;
+  }
+
+  /** `inbound`, answered after its channel was lost: a redelivered copy is acked, not run again. */
+  #answeredAfterLoss(inbound: Inbound): void {
+    if (this.#orphans.get(inbound.key) !== inbound) return;
+    this.#orphans.delete(inbound.key);
+    this.#answered.add(inbound.key);
+  }
+
+  /** Sends the replies that waited for a channel (their handlers finished while the consumer resumed) on `channel`, just opened. */
+  #sendHeldReplies(channel: WireChannel): void {
+    for (const { inbound, type, body } of this.#heldReplies.splice(0)) {
+      this.#answeredAfterLoss(inbound);
+      try {
+        channel.publish("", inbound.replyTo!, body, { contentType: CONTENT_TYPE, correlationId: inbound.correlationId, type });
+      } catch (err) {
+        this.options.logger.error({ service: this.service, method: inbound.wireName, correlationId: inbound.correlationId, err }, `could not reply to ${JSON.stringify(inbound.replyTo)} (${(err as Error).message}); dropped`);
+      }
+      this.#finish(inbound);
+    }
   }
 
   close(): Promise<void> {
@@ -265,7 +404,9 @@ class ServiceRegistration implements Registration {
       await this.#consumer.cancel();
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       this.#current?.acks.flush(); // the last replies' acks go out before the channel closes
+      this.#stopWatch();
       await this.#consumer.close();
+      await this.#requesters?.close();
       this.onClosed();
     })();
     return this.#closing;
@@ -282,6 +423,7 @@ class ServiceRegistration implements Registration {
     state.acks.delivered(msg.fields.deliveryTag);
     const inbound = new Inbound(channel, state, msg);
     state.unfinished.add(inbound);
+    if (msg.fields.redelivered && this.#takeOver(inbound)) return;
     const drop = this.#refusal(inbound);
     if (drop !== undefined) {
       this.options.logger.warn({ service: this.service, method: inbound.wireName, correlationId: inbound.correlationId }, `dropped a request (correlation_id ${inbound.correlationId ?? "none"}): ${drop}`);
@@ -305,7 +447,7 @@ class ServiceRegistration implements Registration {
     const { entry, request, ctx } = admitted;
     let result: unknown;
     try {
-      result = handleTraced(ctx.headers, entry.handler, request, ctx);
+      result = handleWithin(ctx.headers, this.options.asyncContext ? ctx : undefined, entry.handler, request, ctx);
     } catch (err) {
       ctx.dispose();
       this.#replyError(inbound, entry, err);
@@ -377,7 +519,7 @@ class ServiceRegistration implements Registration {
     if (!decoded.ok) return this.#errorReply(new RpcError("bad_message", decoded.reason));
     const request = entry.checks.receiveRequest(decoded.value);
     if (request instanceof Invalid) return this.#errorReply(new ValidationError("invalid_request", "server", request.issues, { service: this.service, method: method.name }));
-    return { entry, request, ctx: new Context(this.service, method, correlationId, msg, deadline) };
+    return { entry, request, ctx: new Context(this.service, method, correlationId, msg, deadline, this.#probe) };
   }
 
   /** Replies with the handler's result once it passes the response schema (a schema check that throws is answered `internal`). */
@@ -399,6 +541,14 @@ class ServiceRegistration implements Registration {
 
   /** Replies with what the handler threw, as the caller may see it. */
   #replyError(inbound: Inbound, entry: MethodEntry, err: unknown): void {
+    const deadline = readDeadline(inbound.msg.properties.headers as Record<string, unknown> | undefined);
+    if (typeof deadline === "number" && deadline <= Date.now()) {
+      // The caller has timed out (or does within its timer's slack): an error now, often the handler's own signal firing, would only race its timeout.
+      const reason = err instanceof Error ? err.message : String(err);
+      logInfo(this.options.logger, { service: this.service, method: inbound.wireName, correlationId: inbound.correlationId }, `handler failed after its caller's deadline (${reason}); not replied to: the caller has timed out`);
+      this.#finish(inbound);
+      return;
+    }
     let reply: Reply;
     try {
       reply = this.#errorReply(this.#toWireError(err, entry.method, inbound.correlationId));
@@ -423,7 +573,20 @@ class ServiceRegistration implements Registration {
       type = ERROR_TYPE;
       encoded = { ok: true, body: encodeBody(new RpcError("internal", "internal server error").toJSON()) };
     }
-    const { channel, correlationId } = inbound;
+    // A copy redelivered while the handler ran on took its place: the reply and the ack go there.
+    while (inbound.adoptedBy !== undefined) inbound = inbound.adoptedBy;
+    const { correlationId } = inbound;
+    let channel = inbound.channel;
+    if (channel.closed && (inbound.settledEarly || this.#orphans.get(inbound.key) === inbound)) {
+      // The handler outlived its channel, and the caller may still wait: any channel reaches a reply_to; if none is open, the next one.
+      const current = this.#current?.channel;
+      if (current === undefined || current.closed) {
+        this.#heldReplies.push({ inbound, type, body: encoded.body });
+        return;
+      }
+      this.#answeredAfterLoss(inbound);
+      channel = current;
+    }
     try {
       channel.publish("", inbound.replyTo!, encoded.body, { contentType: CONTENT_TYPE, correlationId, type });
     } catch (err) {
@@ -442,7 +605,7 @@ class ServiceRegistration implements Registration {
     const state = inbound.state;
     state.unfinished.delete(inbound);
     state.recent.add(inbound.correlationId, inbound.replyTo);
-    state.acks.done(inbound.tag, inbound.msg);
+    if (!inbound.settledEarly) state.acks.done(inbound.tag, inbound.msg);
   }
 
   #unexpected(wireName: string | undefined, err: unknown): Reply {

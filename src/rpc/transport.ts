@@ -1,4 +1,5 @@
 import type { MethodDescriptor, ErrorShape, ServiceDescriptor } from "../core/descriptor.js";
+import type { Parent } from "../core/parent.js";
 
 /** Per-call options; every field is optional and overrides the client's defaults for this call only. */
 export interface CallOptions {
@@ -7,8 +8,20 @@ export interface CallOptions {
    * @default the method's `timeoutMs` from the contract, else the client's `timeoutMs`
    */
   timeoutMs?: number;
-  /** Aborting it rejects the call with `canceled` and ignores any late reply. */
+  /** Aborting it rejects the call with `canceled` (`timeout` when aborted for a deadline, e.g. `AbortSignal.timeout()`) and ignores any late reply. */
   signal?: AbortSignal;
+  /**
+   * The request this call is made for — pass the handler's `ctx`: the call
+   * gets the smaller of its own budget and the time left on the parent's
+   * deadline (the request carries that deadline on, so the next server drops
+   * it unrun once it has passed), and is canceled when the parent's signal
+   * fires. A parent whose deadline has passed fails the call with `timeout`,
+   * nothing sent. On a server with `asyncContext: true` calls made inside a
+   * handler inherit its context without this; `null` opts a call out (work
+   * that must outlive the request).
+   * @default none (or the handler's context on a server with `asyncContext: true`)
+   */
+  parent?: Parent | null;
   /** Wait for a server within the deadline when the service's queue has no consumer, instead of failing with `no_server` at once. @default the client's `waitForServer` (false) */
   waitForServer?: boolean;
   /**
@@ -16,6 +29,16 @@ export interface CallOptions {
    * Inside a handler of a request or event that carried a `traceparent`, calls carry it (and its `tracestate`) unless set here.
    */
   headers?: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * Names this request across its retries and re-sends; sent as the AMQP
+   * `message_id`, read by handlers as `ctx.idempotencyKey`, and what a server's
+   * `dedupe()` interceptor runs once per. Pass the same key when sending the same
+   * request again (after a `timeout`, or from another process) and a new one for a
+   * new request. A non-empty string of at most 255 bytes (UTF-8), else the call
+   * fails with `invalid_request` before anything is sent.
+   * @default the first attempt's correlation id: unique per call, the same on every automatic retry
+   */
+  idempotencyKey?: string;
 }
 
 /**

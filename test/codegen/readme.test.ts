@@ -91,7 +91,7 @@ test("every TypeScript block of the README type-checks against code generated fr
         types: ["node"],
         typeRoots: [path.join(ROOT, "node_modules/@types")],
         baseUrl: ".",
-        paths: { warren: [path.join(ROOT, "src/index.ts")], "warren/testing": [path.join(ROOT, "src/testing/index.ts")], "warren/otel": [path.join(ROOT, "src/otel/index.ts")] },
+        paths: { warren: [path.join(ROOT, "src/index.ts")], "warren/testing": [path.join(ROOT, "src/testing/index.ts")], "warren/otel": [path.join(ROOT, "src/otel/index.ts")], "warren/redis": [path.join(ROOT, "src/redis/index.ts")] },
       },
       files: ["globals.d.ts", ...files],
     }),

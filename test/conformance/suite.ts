@@ -296,18 +296,21 @@ export function conformanceSuite(factory: EnvFactory): void {
       expect(await call).toEqual({ sum: 42 });
       expect(runs).toBe(2);
     });
-    it("a server whose connection is lost mid-handler gets the request again, redelivered, and the caller its reply", async () => {
+    it("a server whose connection is lost mid-handler gets the request again, redelivered, takes it over rather than run it twice, and the caller gets the reply", async () => {
       const runs: boolean[] = [];
       const g = gate(env);
       const server = env.server();
-      // The first run never answers while the test runs; only a redelivery can.
-      await serveCalculator(server, { ...handlers, add: async ({ a, b }, ctx) => { runs.push(ctx.redelivered); if (!ctx.redelivered) await g.wait; return { sum: a + b }; } }, env.at("Calculator"));
+      await serveCalculator(server, { ...handlers, add: async ({ a, b }, ctx) => { runs.push(ctx.redelivered); await g.wait; return { sum: a + b }; } }, env.at("Calculator"));
       const calc = new CalculatorClient(await env.client());
       const call = calc.add({ a: 1, b: 2 }, { timeoutMs: 10_000 });
       await until(() => runs.length === 1, "the first run in its handler");
       await env.disconnect(server);
+      // The broker redelivers the request once the connection is back; the handler still running in this process answers it.
+      await until(() => server.health().ok, "the server consuming again");
+      await new Promise((r) => setTimeout(r, 200)); // the redelivered copy arrives meanwhile
+      g.open();
       expect(await call).toEqual({ sum: 3 });
-      expect(runs).toEqual([false, true]);
+      expect(runs).toEqual([false]);
     });
   });
 

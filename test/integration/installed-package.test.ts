@@ -129,12 +129,15 @@ describe("a fresh project", () => {
     );
     await writeFile(
       path.join(project, "main.ts"),
-      `import { connect } from "warren";
+      `import { connect, dedupe, memoryDedupeStore, type DedupeStore } from "warren";
+import { redisDedupeStore, type RedisCommandClient } from "warren/redis";
 import { GreeterClient, serveGreeter, type GreeterHandlers } from "./generated/greeter/index.js";
 
 const handlers: GreeterHandlers = { greet: ({ name }) => ({ greeting: \`Hello, \${name}\` }) };
+const shared = (client: RedisCommandClient): DedupeStore => redisDedupeStore({ client });
+void shared;
 const conn = await connect(process.env.AMQP_URL);
-const server = conn.server();
+const server = conn.server({ interceptors: [dedupe({ store: memoryDedupeStore() })] });
 await serveGreeter(server, handlers);
 const greeter = new GreeterClient(await conn.client());
 console.log(JSON.stringify(await greeter.greet({ name: "Ada" })));
@@ -150,8 +153,8 @@ await conn.close();
   }, 60_000);
 
   it("is ES modules, which a CommonJS project loads with require() (Node >= 20.19) or import()", async () => {
-    const required = await run(process.execPath, ["-e", 'console.log(typeof require("warren").connect, typeof require("warren/testing"))']);
-    expect(required.stdout.trim()).toBe("function object");
+    const required = await run(process.execPath, ["-e", 'console.log(typeof require("warren").connect, typeof require("warren/testing"), typeof require("warren/redis").redisDedupeStore)']);
+    expect(required.stdout.trim()).toBe("function object function");
     const imported = await run(process.execPath, ["-e", 'import("warren").then((w) => console.log(typeof w.connect))']);
     expect(imported.stdout.trim()).toBe("function");
   });

@@ -11,7 +11,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 
 const SRC = path.resolve(import.meta.dirname, "../../src");
-const RANK: Record<string, number> = { core: 0, amqp: 1, rpc: 2, events: 2, otel: 2.5, ".": 3, testing: 3 };
+const RANK: Record<string, number> = { core: 0, amqp: 1, rpc: 2, events: 2, otel: 2.5, redis: 2.5, ".": 3, testing: 3 };
 
 /** Every module of src/ (path relative to src/) with what it imports: relative modules and packages. */
 function modules(): Map<string, { local: string[]; packages: string[] }> {
