@@ -17,7 +17,7 @@ function eventDoc(e: EventModel, service: ServiceModel, extra: string): string {
 export function emitEvents(service: ServiceModel, runtime: string): string {
   const { descriptor, publisher, subscriber } = service.names;
   const { name: exchange, type } = service.exchange;
-  let out = importLine(["EventHandler", "EventTransport", "PublishOptions", "SubscribeOptions", "Subscription"], runtime, true);
+  let out = importLine(["EventHandler", "EventHandlers", "EventTransport", "PublishOptions", "SubscribeOptions", "Subscription"], runtime, true);
   out += importLine([descriptor], "./descriptor.js");
   out += importLine([...new Set(service.events.map((e) => e.payloadType))].sort(), "./types.js", true);
   const head = (name: string, doc: string, prepare: boolean) =>
@@ -40,5 +40,9 @@ export function emitEvents(service: ServiceModel, runtime: string): string {
     out += `  ${eventMemberNames(e.tsName).on}(${params([["handler", `EventHandler<${e.payloadType}>`], ["options", "SubscribeOptions", true]])}): Promise<Subscription> {\n`;
     out += `    return this.#transport.subscribe(${descriptor}.events.${e.tsName}, handler, options);\n  }\n`;
   }
+  const allDoc = `Runs each handler for its event, all through one queue: one consumer and one prefetch for the events given (at least one). A group's queue is \`${exchange}.<group>\`; an event of the service without a handler here is acknowledged and skipped.`;
+  out += `\n${docComment(docText(allDoc), "  ")}`;
+  out += `  subscribeAll(${params([["handlers", `EventHandlers<typeof ${descriptor}>`], ["options", "SubscribeOptions", true]])}): Promise<Subscription> {\n`;
+  out += `    return this.#transport.subscribeAll(${descriptor}, handlers, options);\n  }\n`;
   return `${out}}\n`;
 }

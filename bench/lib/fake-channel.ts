@@ -25,6 +25,10 @@ export class FakeChannel implements WireChannel {
   }
   async declareExchange() {}
   async bindQueue() {}
+  async unbindQueue() {}
+  async get(): Promise<Delivery | undefined> {
+    return undefined;
+  }
   async prefetch() {}
   async consume(queue: string, cb: (msg: Delivery | null) => void) {
     FakeChannel.consumers.set(queue === "amq.rabbitmq.reply-to" ? REPLY_ADDRESS : queue, cb);

@@ -100,6 +100,10 @@ export interface WireChannel {
   declareExchange(name: string, type: string, options: { durable: boolean }): Promise<void>;
   /** Binds `queue` to `exchange` with `key`. */
   bindQueue(queue: string, exchange: string, key: string): Promise<void>;
+  /** Removes the binding of `queue` to `exchange` with `key` (nothing happens when there is none). */
+  unbindQueue(queue: string, exchange: string, key: string): Promise<void>;
+  /** Takes the message at the head of `queue` (basic.get), unacknowledged: ack it, or it is requeued when the channel closes; `undefined` when the queue is empty. */
+  get(queue: string): Promise<Delivery | undefined>;
   /** Closes the channel; resolves when it is closed (also when it already was). */
   close(): Promise<void>;
 }

@@ -7,9 +7,9 @@
  * read that completed the channel's creation) is read off amqplib's channel
  * table. Here `closed` and `onClose` cannot miss it.
  */
-import type { Channel, ConfirmChannel, Options } from "amqplib";
+import type { Channel } from "amqplib";
 import { NackError, type AckTarget, type CloseReason, type Delivery, type MessageProperties, type QueueOptions, type Returned, type WireChannel } from "./channel-source.js";
-import { closedAlready, publishMessage } from "./internals.js";
+import { closedAlready, publishConfirmedMessage, publishMessage } from "./internals.js";
 
 /** An amqplib channel (plain or confirm) behind the {@link WireChannel} interface. */
 export class AmqpChannel implements WireChannel {
@@ -61,11 +61,9 @@ export class AmqpChannel implements WireChannel {
   }
 
   publishConfirmed(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, confirmed: (err: Error | null) => void): boolean {
-    // amqplib skips properties that are undefined.
-    const options = props as Options.Publish;
     // amqplib reports a nack and a channel closed with unconfirmed messages both as an Error; only the nack says "nacked".
     // A channel the broker closed (403 for a publish it refused) is reported with the broker's reason.
-    return (this.raw as ConfirmChannel).publish(exchange, routingKey, content, options, (err) =>
+    return publishConfirmedMessage(this.raw, exchange, routingKey, content, props, (err) =>
       confirmed(err == null ? null : err.message === "message nacked" ? new NackError() : (this.#reason ?? err)),
     );
   }
@@ -105,6 +103,15 @@ export class AmqpChannel implements WireChannel {
 
   async bindQueue(queue: string, exchange: string, key: string): Promise<void> {
     await this.raw.bindQueue(queue, exchange, key);
+  }
+
+  async unbindQueue(queue: string, exchange: string, key: string): Promise<void> {
+    await this.raw.unbindQueue(queue, exchange, key);
+  }
+
+  async get(queue: string): Promise<Delivery | undefined> {
+    const msg = await this.raw.get(queue, { noAck: false });
+    return msg === false ? undefined : (msg as unknown as Delivery);
   }
 
   async close(): Promise<void> {

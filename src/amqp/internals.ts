@@ -10,7 +10,9 @@
  * 2. {@link writeThrough}: a channel's frame goes straight to the socket while
  *    nothing of the channel is queued.
  * 3. {@link publishMessage}: requests and replies are handed to the channel's
- *    `sendMessage` with plain headers, skipping `Args.publish`.
+ *    `sendMessage` with plain headers, skipping `Args.publish`; events too
+ *    ({@link publishConfirmedMessage}, with the confirm callback registered by
+ *    the channel's `pushConfirmCallback`, as `ConfirmChannel.publish` does).
  * 4. {@link closedAlready}: whether a channel closed before its creator could
  *    attach a listener (amqplib emits `close` synchronously while it reads).
  * 5. {@link recordingHandshake}: the first bytes of a connection's socket,
@@ -19,7 +21,7 @@
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import type { Readable, Writable } from "node:stream";
-import type { Channel, ChannelModel, Options } from "amqplib";
+import type { Channel, ChannelModel, ConfirmChannel, Options } from "amqplib";
 import type { MessageProperties } from "./channel-source.js";
 
 /** The parts of amqplib's connection that {@link coalesceWrites} and {@link writeThrough} reach into. */
@@ -118,7 +120,7 @@ export interface InternalsReport {
   readonly connection: boolean;
   /** The channel has its number and a buffer stream {@link writeThrough} can take over. */
   readonly channelBuffer: boolean;
-  /** The channel has the `sendMessage` {@link publishMessage} calls. */
+  /** The channel has the `sendMessage` {@link publishMessage} calls, and the `pushConfirmCallback` of {@link publishConfirmedMessage}. */
   readonly sendMessage: boolean;
   /** The channel is found in its connection's channel table, as {@link closedAlready} expects of an open channel. */
   readonly channelTable: boolean;
@@ -132,7 +134,7 @@ export function inspectInternals(model: ChannelModel, channel: Channel): Interna
   return {
     connection: internals !== undefined,
     channelBuffer: typeof buffer?.write === "function" && typeof buffer.readableLength === "number" && typeof buffer.writableLength === "number",
-    sendMessage: typeof (channel as unknown as { sendMessage?: unknown }).sendMessage === "function",
+    sendMessage: typeof (channel as unknown as { sendMessage?: unknown }).sendMessage === "function" && typeof (channel as unknown as { pushConfirmCallback?: unknown }).pushConfirmCallback === "function",
     channelTable: internals !== undefined && typeof number === "number" && (internals.channels[number] as { channel?: unknown } | null)?.channel === channel,
   };
 }
@@ -177,6 +179,22 @@ export function publishMessage(channel: Channel, exchange: string, routingKey: s
     clusterId: undefined,
   };
   return send.call(channel, fields, fields, content);
+}
+
+/**
+ * {@link publishMessage} on a confirm channel: what amqplib's
+ * `ConfirmChannel.publish` does (publish, then queue `confirmed` for the
+ * broker's ack or nack), minus `Args.publish`. A channel without
+ * `sendMessage` or `pushConfirmCallback` gets `ConfirmChannel.publish`.
+ */
+export function publishConfirmedMessage(channel: Channel, exchange: string, routingKey: string, content: Buffer, props: MessageProperties, confirmed: (err: Error | null) => void): boolean {
+  const push = (channel as unknown as { pushConfirmCallback?: (cb: (err: Error | null) => void) => void }).pushConfirmCallback;
+  if (typeof push !== "function" || typeof (channel as unknown as { sendMessage?: unknown }).sendMessage !== "function") {
+    return (channel as ConfirmChannel).publish(exchange, routingKey, content, props as Options.Publish, confirmed);
+  }
+  const flushed = publishMessage(channel, exchange, routingKey, content, props);
+  push.call(channel, confirmed);
+  return flushed;
 }
 
 /** Bytes of a handshake worth keeping: the broker's start, tune and close frames take a few hundred. */

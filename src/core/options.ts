@@ -106,6 +106,30 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Send the message and stack of unexpected handler errors to callers (development only). @default false */
   exposeInternalErrors?: boolean;
+  /**
+   * Calls and event publishes made anywhere inside a handler of this server
+   * inherit its deadline and signal as if passed `parent: ctx`. It runs each
+   * handler in an AsyncLocalStorage, which makes Node track every promise of
+   * the process: measured on Node 20 (`npm run bench:als`), a promise-bound
+   * loop took 2.8× as long and a whole call 1.23× (README, "Calls made inside
+   * a handler"). Without it, pass `parent: ctx`.
+   * @default false
+   */
+  asyncContext?: boolean;
+  /**
+   * The broker's `consumer_timeout` in ms, as set in its rabbitmq.conf
+   * (RabbitMQ's default: 1800000, 30 minutes). When given, `register` warns
+   * about each method whose contract `timeoutMs` is not below it, and a
+   * request whose handler is still running close to it (a quarter of it
+   * before, at most 10 s before) is acknowledged early, so the broker keeps
+   * the channel: from then on that request is at-most-once (if this process
+   * dies before replying, it is not redelivered; the caller gets `timeout`).
+   * Without it, warren still acknowledges a request once its caller's
+   * deadline has passed, and recovers when the broker closes the channel.
+   * @see docs/FAILURES.md#long-handlers-and-consumer_timeout
+   * @default undefined (not known: no early acknowledgement before the deadline)
+   */
+  consumerTimeoutMs?: number;
   /** @default the connection's logger */
   logger?: Logger;
 }
@@ -144,15 +168,35 @@ export interface SubscribeOptions {
   prefetch?: number;
   /** Tries per event before it is dead-lettered; 1 means no retry. @default 5 */
   maxAttempts?: number;
-  /** Wait before the first retry; doubles per attempt, at most 30 s. @default 200 */
+  /**
+   * Wait before the first retry; doubles per attempt, at most 30 s (whole
+   * milliseconds, rounded up). The broker holds a waiting event in a wait
+   * queue per delay (`<queue>.retry.<ms>`), so it takes no prefetch slot,
+   * survives a restart of the subscriber, and `close()` does not wait for it.
+   * 0 puts a retry straight back at the end of the queue.
+   * @default 200
+   */
   retryDelayMs?: number;
-  /** Where dead letters go. @default group: `<queue>.dead`; broadcast: `<exchange>.<event>.dead` */
+  /**
+   * Longest run of the handler: past it the run counts as failed (retried,
+   * then dead-lettered with the reason) and the event's `ctx.signal` fires;
+   * the handler is not stopped, its later outcome is ignored. Keep it below
+   * the broker's `consumer_timeout`. @default none
+   */
+  handlerTimeoutMs?: number;
+  /**
+   * Where dead letters go: a durable queue, declared as is (no length limit).
+   * @default group: `<queue>.dead`; broadcast: `<exchange>.<event>.dead`, shared
+   * by the event's broadcast subscribers and bounded (the newest 10,000 dead
+   * letters, each kept 7 days; docs/FAILURES.md)
+   */
   deadLetterQueue?: string;
   /**
-   * How the group queue and the dead-letter queue are declared when they do
-   * not exist yet: `classic`, or `quorum` (replicated across a cluster's
-   * nodes). Every subscriber of a queue must use the same type. A broadcast
-   * subscriber's own queue is always a classic exclusive queue. @default "classic"
+   * How the group queue, its wait queues and the dead-letter queue are
+   * declared when they do not exist yet: `classic`, or `quorum` (replicated
+   * across a cluster's nodes). Every subscriber of a queue must use the same
+   * type. A broadcast subscriber's own queue and wait queues are always
+   * classic and exclusive. @default "classic"
    */
   queueType?: QueueType;
 }
@@ -176,6 +220,30 @@ export interface ResolvedSubscribeLimits {
   readonly prefetch: number;
   readonly maxAttempts: number;
   readonly retryDelayMs: number;
+  readonly handlerTimeoutMs: number | undefined;
+}
+
+/** The longest wait before a retry of an event. */
+export const MAX_RETRY_DELAY_MS = 30_000;
+
+/**
+ * How long an event waits before the try after `attempt` (1 = the first):
+ * `retryDelayMs · 2^(attempt-1)` in whole milliseconds (rounded up), at most
+ * {@link MAX_RETRY_DELAY_MS}; 0 when `retryDelayMs` is 0.
+ */
+export function retryDelayOf(limits: Pick<ResolvedSubscribeLimits, "retryDelayMs">, attempt: number): number {
+  return Math.min(MAX_RETRY_DELAY_MS, Math.ceil(limits.retryDelayMs * 2 ** (attempt - 1)));
+}
+
+/** Every distinct delay a subscription with `limits` may wait before a retry (attempts 1 to `maxAttempts - 1`), shortest first, without 0. */
+export function retryDelaysOf(limits: Pick<ResolvedSubscribeLimits, "retryDelayMs" | "maxAttempts">): number[] {
+  const delays = new Set<number>();
+  for (let attempt = 1; attempt < limits.maxAttempts; attempt++) {
+    const delay = retryDelayOf(limits, attempt);
+    if (delay > 0) delays.add(delay);
+    if (delay >= MAX_RETRY_DELAY_MS) break;
+  }
+  return [...delays];
 }
 
 /** Applies the subscription defaults; rejects nonsensical values with a clear message. */
@@ -189,13 +257,14 @@ export function resolveSubscribeLimits(options: SubscribeOptions): ResolvedSubsc
     prefetch: positive("prefetch", options.prefetch ?? 16),
     maxAttempts,
     retryDelayMs: options.retryDelayMs === 0 ? 0 : positive("retryDelayMs", options.retryDelayMs ?? 200),
+    handlerTimeoutMs: options.handlerTimeoutMs === undefined ? undefined : Math.min(positive("handlerTimeoutMs", options.handlerTimeoutMs), MAX_TIMEOUT_MS),
   };
 }
 
 /** {@link ClientOptions} with every default applied. */
 export type ResolvedClientOptions = Required<Omit<ClientOptions, "logger">> & { logger: Logger };
-/** {@link ServerOptions} with every default applied. */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, "logger">> & { logger: Logger };
+/** {@link ServerOptions} with every default applied (`consumerTimeoutMs` stays undefined when not given). */
+export type ResolvedServerOptions = Required<Omit<ServerOptions, "logger" | "consumerTimeoutMs">> & { logger: Logger; consumerTimeoutMs: number | undefined };
 
 /** Applies the client defaults; rejects nonsensical values with a clear message. */
 export function resolveClientOptions(options: ClientOptions, logger: Logger): ResolvedClientOptions {
@@ -215,6 +284,8 @@ export function resolveServerOptions(options: ServerOptions, logger: Logger): Re
     prefetch: positive("prefetch", options.prefetch ?? 32),
     maxMessageBytes: positive("maxMessageBytes", options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES),
     exposeInternalErrors: options.exposeInternalErrors ?? false,
+    asyncContext: options.asyncContext ?? false,
+    consumerTimeoutMs: options.consumerTimeoutMs === undefined ? undefined : positive("consumerTimeoutMs", options.consumerTimeoutMs),
     logger: options.logger ?? logger,
   };
 }

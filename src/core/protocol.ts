@@ -193,6 +193,19 @@ export const ORIGIN_EXCHANGE_HEADER = "x-warren-exchange";
 /** Retry and dead-letter header: the routing key the event was first published with. */
 export const ORIGIN_ROUTING_KEY_HEADER = "x-warren-routing-key";
 
+/**
+ * Infix of a wait queue's name: a group's retries that wait `d` ms do so in
+ * `<group queue>.retry.<d>`, whose messages expire after `d` ms back into the
+ * group queue (docs/PROTOCOL.md, "Acknowledgement, retries and dead letters").
+ */
+export const RETRY_QUEUE_INFIX = ".retry.";
+/** How long a broadcast subscriber's wait queue outlives its last use (`x-expires` = delay + this): it goes away after its subscriber. */
+export const BROADCAST_RETRY_EXPIRES_MS = 60_000;
+/** `x-max-length` of the dead-letter queue shared by an event's broadcast subscribers: past it the oldest dead letter is dropped. */
+export const BROADCAST_DEAD_MAX_LENGTH = 10_000;
+/** `x-message-ttl` of the dead-letter queue shared by an event's broadcast subscribers: 7 days. */
+export const BROADCAST_DEAD_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
 /** Reads the attempt header: a positive integer, else 1. */
 export function readAttempt(headers: Record<string, unknown> | undefined): number {
   const raw = headers?.[ATTEMPT_HEADER];

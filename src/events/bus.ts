@@ -9,14 +9,15 @@ import { v4 as uuidv4 } from "uuid";
 import { NackError, type ChannelSource, type MessageProperties, type WireChannel } from "../amqp/channel-source.js";
 import { brokerRefusal, declareExchange } from "../amqp/queues.js";
 import { FlowControl } from "../amqp/flow.js";
-import type { EventDescriptor, ExchangeSpec, ServiceDescriptor } from "../core/descriptor.js";
+import type { EventDescriptor, ExchangeSpec, PayloadOf, ServiceDescriptor } from "../core/descriptor.js";
 import { RpcError, ValidationError, describeTarget, isRpcError } from "../core/errors.js";
 import { resolveEventBusOptions, type EventBusOptions as BaseEventBusOptions, type ResolvedEventBusOptions, type SubscribeOptions } from "../core/options.js";
 import { CONTENT_TYPE, CONTRACT_VERSION_HEADER, tryEncodeBody } from "../core/protocol.js";
 import { routingKeyFor } from "../core/routing.js";
-import { inheritedTrace } from "../core/trace.js";
+import { inherit, type Parent } from "../core/parent.js";
+import { ambientParent, inheritedTrace } from "../core/trace.js";
 import { payloadCheck } from "../core/validation.js";
-import { EventSubscription, composeEvents, type EventHandler, type ProcessInterceptor, type Subscription } from "./subscription.js";
+import { EventSubscription, composeEvents, type EventHandler, type EventRoute, type ProcessInterceptor, type Subscription } from "./subscription.js";
 
 /** One event being published, as publish interceptors see it: validated, encoded, routed. */
 export interface OutgoingEvent {
@@ -67,6 +68,16 @@ export interface PublishOptions {
   headers?: Readonly<Record<string, string | number | boolean>>;
   /** The event's `message_id`, for subscribers that de-duplicate. @default a random UUID */
   messageId?: string;
+  /**
+   * The request or event this publish is made for — pass the handler's `ctx`:
+   * when its deadline has passed (`timeout`) or its signal has fired
+   * (`canceled`) the publish is refused and nothing is sent; once sent, it
+   * waits for the broker's confirm as usual. On a server with `asyncContext:
+   * true` publishes inside a handler inherit its context without this; `null`
+   * opts one out.
+   * @default none (or the handler's context on a server with `asyncContext: true`)
+   */
+  parent?: Parent | null;
 }
 
 /**
@@ -85,9 +96,20 @@ export interface EventTransport {
   publish<P>(event: EventDescriptor<P>, payload: P, options?: PublishOptions): Promise<void>;
   /** Subscribes `handler` to one event. */
   subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options?: SubscribeOptions): Promise<Subscription>;
+  /**
+   * Subscribes several events of `service` through one queue, each to its
+   * handler (`handlers` keyed by the events' TypeScript names; at least one).
+   * Resolves like {@link subscribe}.
+   */
+  subscribeAll<S extends ServiceDescriptor>(service: S, handlers: EventHandlers<S>, options?: SubscribeOptions): Promise<Subscription>;
   /** Optional: compiles the payload checks of `service`'s events now rather than on the first publish; generated publishers call it when they are created. */
   prepare?(service: ServiceDescriptor): void;
 }
+
+/** Handlers for some of the events of a service, keyed by the events' TypeScript names (as `subscribeAll` takes them). */
+export type EventHandlers<S extends ServiceDescriptor> = {
+  readonly [K in keyof S["events"]]?: EventHandler<PayloadOf<S["events"][K]>>;
+};
 
 interface PublishChannel {
   readonly channel: WireChannel;
@@ -107,7 +129,7 @@ interface PublishChannel {
 export class EventBus implements EventTransport {
   readonly #source: ChannelSource;
   readonly #options: ResolvedEventBusOptions;
-  readonly #subscriptions = new Set<EventSubscription<any>>();
+  readonly #subscriptions = new Set<EventSubscription>();
   #publisher: Promise<PublishChannel> | undefined;
   /** The channel `#publisher` resolved to, while it is the one new publishes use. */
   #current: PublishChannel | undefined;
@@ -142,6 +164,8 @@ export class EventBus implements EventTransport {
   async publish<P>(event: EventDescriptor<P>, payload: P, options: PublishOptions = {}): Promise<void> {
     const target = { service: event.service.name, method: event.name };
     if (this.#closed) throw new RpcError("canceled", `${describeTarget(target)}: the event bus is closed`, target);
+    const parent = options.parent === undefined ? ambientParent() : options.parent;
+    if (parent != null) inherit(parent, target, Infinity, undefined, Date.now()); // throws when the parent is done with: nothing published
     const issues = payloadCheck(event)(payload);
     if (issues !== undefined) throw new ValidationError("invalid_event", "client", issues, target);
     const reserved = Object.keys(options.headers ?? {}).find((h) => h.toLowerCase().startsWith("x-warren-"));
@@ -163,8 +187,8 @@ export class EventBus implements EventTransport {
   }
 
   /** Sends one encoded event: once, and once more after a nack; rejects with what the publisher should see. */
-  async #deliver(target: Target, exchange: ExchangeSpec, routingKey: string, body: Buffer, type: string, messageId: string, headers: Record<string, unknown>): Promise<void> {
-    const properties = {
+  #deliver(target: Target, exchange: ExchangeSpec, routingKey: string, body: Buffer, type: string, messageId: string, headers: Record<string, unknown>): Promise<void> {
+    const properties: MessageProperties = {
       deliveryMode: this.#options.persistent ? 2 : 1,
       contentType: CONTENT_TYPE,
       type,
@@ -172,15 +196,40 @@ export class EventBus implements EventTransport {
       timestamp: Math.floor(Date.now() / 1000),
       headers,
     };
-    const send = () => this.#send(target, exchange, routingKey, body, properties);
-    // A nack says the event was not enqueued, and the nacked channel is retired: sending it once more, on a fresh channel, cannot duplicate it.
-    await send().catch((err: unknown) => (err instanceof NackError ? send() : Promise.reject(err))).catch((err: unknown) => {
-      throw isRpcError(err) ? err : unconfirmed(err, target, exchange.name);
+    // One promise per publish, settled from the confirm callback: no promise chain per step on the hot path.
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const outcome = (err: unknown, retry: boolean): void => {
+        if (settled) return; // without confirms the publish resolved when sent; its later confirm changes nothing
+        if (err === null) {
+          settled = true;
+          resolve();
+        } else if (retry && err instanceof NackError) {
+          // A nack says the event was not enqueued, and the nacked channel is retired: sending it once more, on a fresh channel, cannot duplicate it.
+          this.#send(target, exchange, routingKey, body, properties, (again) => outcome(again, false));
+        } else {
+          settled = true;
+          reject(isRpcError(err) ? err : unconfirmed(err, target, exchange.name));
+        }
+      };
+      this.#send(target, exchange, routingKey, body, properties, (err) => outcome(err, true));
     });
   }
 
-  /** Publishes one event on the current publish channel; resolves when confirmed, rejects with a setup error, or the raw confirm failure. */
-  async #send(target: Target, exchange: ExchangeSpec, routingKey: string, body: Buffer, properties: MessageProperties): Promise<void> {
+  /**
+   * Publishes one event on the current publish channel and calls `done` with
+   * `null` once confirmed (at once without confirms), a setup error
+   * (`RpcError`), or the raw confirm failure. While the channel is open, its
+   * exchange declared and publishing not held back, it publishes at once.
+   */
+  #send(target: Target, exchange: ExchangeSpec, routingKey: string, body: Buffer, properties: MessageProperties, done: (err: unknown) => void): void {
+    const open = this.#current;
+    if (open !== undefined && open.declared.has(exchange.name) && this.#flow.open) this.#publishOn(open, exchange.name, routingKey, body, properties, done);
+    else void this.#sendAfterSetup(target, exchange, routingKey, body, properties, done).catch(done);
+  }
+
+  /** {@link #send} when the channel must be opened, the exchange declared, or publishing waits for flow control first. */
+  async #sendAfterSetup(target: Target, exchange: ExchangeSpec, routingKey: string, body: Buffer, properties: MessageProperties, done: (err: unknown) => void): Promise<void> {
     let open: PublishChannel;
     try {
       open = await this.#publishChannel();
@@ -189,27 +238,29 @@ export class EventBus implements EventTransport {
         open.declared.add(exchange.name);
       }
     } catch (err) {
-      if (isRpcError(err) && err.code !== "connection_lost") throw err;
-      throw new RpcError("connection_lost", `${describeTarget(target)}: cannot publish to exchange "${exchange.name}": ${(err as Error).message}`, { ...target, cause: err });
+      if (isRpcError(err) && err.code !== "connection_lost") return done(err);
+      return done(new RpcError("connection_lost", `${describeTarget(target)}: cannot publish to exchange "${exchange.name}": ${(err as Error).message}`, { ...target, cause: err }));
     }
     // Back-pressure: wait while the socket buffer is full or the broker blocks the connection (resource alarm).
     if (!this.#flow.open) await this.#flow.wait();
-    await new Promise<void>((resolve, reject) => {
-      try {
-        const flushed = open.channel.publishConfirmed(exchange.name, routingKey, body, properties, (err) => {
-          this.#confirmed(open, err);
-          if (err) reject(err);
-          else resolve();
-        });
-        open.unconfirmed++;
-        this.#flow.published(open.channel, flushed);
-        if (!this.#options.confirm) resolve();
-      } catch (err) {
-        reject(err);
-      }
-    });
+    this.#publishOn(open, exchange.name, routingKey, body, properties, done);
   }
 
+  /** Publishes on `open`; `done` as for {@link #send}. */
+  #publishOn(open: PublishChannel, exchange: string, routingKey: string, body: Buffer, properties: MessageProperties, done: (err: unknown) => void): void {
+    let flushed: boolean;
+    try {
+      flushed = open.channel.publishConfirmed(exchange, routingKey, body, properties, (err) => {
+        this.#confirmed(open, err);
+        done(err);
+      });
+    } catch (err) {
+      return done(err);
+    }
+    open.unconfirmed++;
+    this.#flow.published(open.channel, flushed);
+    if (!this.#options.confirm) done(null);
+  }
 
   /**
    * See {@link EventTransport.subscribe}. The subscription acknowledges an
@@ -218,9 +269,32 @@ export class EventBus implements EventTransport {
    * after a lost connection.
    * @throws TypeError / RangeError for unusable options (bad binding key, group or queueType).
    */
-  async subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
-    if (this.#closed) throw new RpcError("canceled", `${describeTarget({ service: event.service.name, method: event.name })}: the event bus is closed`);
-    const subscription: EventSubscription<P> = new EventSubscription(this.#source, event, this.exchangeOf(event.service), handler, options, this.#options, this.#processInterceptors, () =>
+  subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.#closed) return Promise.reject(new RpcError("canceled", `${describeTarget({ service: event.service.name, method: event.name })}: the event bus is closed`));
+    return this.#start(event.service, [{ event, handler }], options);
+  }
+
+  /**
+   * See {@link EventTransport.subscribeAll}: one queue (`<exchange>.<group>`
+   * for a group) bound with each handled event's routing key, one consumer and
+   * one prefetch; each event goes to its own handler, and events of the
+   * service without a handler here are acknowledged and skipped.
+   */
+  subscribeAll<S extends ServiceDescriptor>(service: S, handlers: EventHandlers<S>, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.#closed) return Promise.reject(new RpcError("canceled", `${service.name}: the event bus is closed`));
+    const routes: EventRoute[] = [];
+    for (const [key, handler] of Object.entries(handlers as Record<string, EventHandler<any> | undefined>)) {
+      if (handler === undefined) continue;
+      const event = service.events[key];
+      if (event === undefined) return Promise.reject(new TypeError(`warren: ${service.name} has no event "${key}" (its events: ${Object.keys(service.events).join(", ") || "none"})`));
+      if (typeof handler !== "function") return Promise.reject(new TypeError(`warren: ${service.name}.${key}: the handler is not a function`));
+      routes.push({ event, handler });
+    }
+    return this.#start(service, routes, options);
+  }
+
+  async #start(service: ServiceDescriptor, routes: readonly EventRoute[], options: SubscribeOptions): Promise<Subscription> {
+    const subscription: EventSubscription = new EventSubscription(this.#source, service, routes, this.exchangeOf(service), options, this.#options, this.#processInterceptors, () =>
       this.#subscriptions.delete(subscription),
     );
     await subscription.start();

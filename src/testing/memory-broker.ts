@@ -12,10 +12,16 @@
  * - a queue hands messages round-robin to consumers whose channel has room under its prefetch;
  *   delivery tags are per channel; an ack of an unknown (or already acked) tag closes the
  *   channel (406); a closed channel's unacked deliveries are requeued, `redelivered`;
- * - auto-delete queues go with their last consumer, exclusive ones with their connection;
- * - per-message `expiration` is checked at delivery;
+ * - auto-delete queues go with their last consumer, exclusive ones with their connection, and a
+ *   queue with `x-expires` once unused (no consumer, not declared again) that long;
+ * - per-message `expiration` is checked at delivery; a queue's `x-message-ttl` caps it;
+ * - a queue with `x-dead-letter-exchange` (and optionally `x-dead-letter-routing-key`) routes
+ *   each message that expires at its head there, as RabbitMQ does: through that exchange, with
+ *   that key (else its own), its `expiration` removed and an `x-death` header added;
  * - deliveries, returns and confirms arrive on a later tick, as from a socket
- *   (`process.nextTick`, which vitest's fake timers leave alone). No timer is involved.
+ *   (`process.nextTick`, which vitest's fake timers leave alone). Timers only for the expiry of
+ *   queues with a TTL or a dead-letter exchange and for `x-expires`: the global `setTimeout`
+ *   (fake timers move them), unref'd (they never keep a process alive).
  *
  * Faults: {@link MemoryChannel.failByBroker}, {@link MemoryConnection.drop} / `reconnect` / `close`,
  * `block` / `unblock`, `saturate` / `drain`, {@link MemoryBroker.nackNextConfirms}, `swallow`,
@@ -29,7 +35,7 @@
 import { NackError, type MessageProperties, type QueueOptions } from "../amqp/channel-source.js";
 import type { Logger } from "../core/options.js";
 import { MemoryConnection, type BrokerSide, type Consumer, type MemoryChannel, type Queue } from "./memory-connection.js";
-import { REPLY_TO, brokerError, dropExpired, later, type Published, type StoredMessage } from "./memory-wire.js";
+import { REPLY_TO, brokerError, later, type Published, type StoredMessage } from "./memory-wire.js";
 
 export { MemoryConnection, MemoryChannel } from "./memory-connection.js";
 export { brokerError, type Published, type StoredMessage } from "./memory-wire.js";
@@ -115,7 +121,7 @@ export class MemoryBroker implements BrokerSide {
   queue(name: string): QueueInfo | undefined {
     const q = this.#queues.get(name);
     if (q === undefined) return undefined;
-    dropExpired(q);
+    this.#expire(q);
     return { ready: q.messages.length, unacked: q.unacked, consumers: q.consumers.length, messages: [...q.messages], options: q.options };
   }
 
@@ -125,15 +131,19 @@ export class MemoryBroker implements BrokerSide {
   }
 
   /**
-   * What is under way, one line each: queues with messages a consumer could take, or with
-   * unacknowledged deliveries (a handler still running). Empty when the broker is quiet.
+   * What is under way, one line each: queues with messages a consumer could take, with
+   * unacknowledged deliveries (a handler still running), or with messages that will move on by
+   * themselves (waiting to expire into a dead-letter exchange: an event waiting for its retry).
+   * Empty when the broker is quiet.
    */
   busy(): string[] {
     const busy: string[] = [];
-    for (const q of this.#queues.values()) {
-      dropExpired(q);
+    for (const q of [...this.#queues.values()]) {
+      this.#expire(q);
       const ready = q.consumers.length > 0 ? q.messages.length : 0;
       if (ready > 0 || q.unacked > 0) busy.push(`queue "${q.name}": ${ready} ready, ${q.unacked} unacked`);
+      const waiting = deadLetterExchange(q) === undefined ? 0 : q.messages.filter((m) => m.expiresAt !== Infinity).length;
+      if (ready === 0 && waiting > 0) busy.push(`queue "${q.name}": ${waiting} waiting to expire into its dead-letter exchange`);
     }
     return busy;
   }
@@ -160,6 +170,8 @@ export class MemoryBroker implements BrokerSide {
     const q = this.#queues.get(name);
     if (q === undefined) return;
     this.#queues.delete(name);
+    if (q.expiry !== undefined) clearTimeout(q.expiry.timer);
+    if (q.lease !== undefined) clearTimeout(q.lease);
     for (const ex of this.#exchanges.values()) ex.bindings = ex.bindings.filter((b) => b.queue !== name);
     for (const c of q.consumers) {
       c.channel.forget(c.tag);
@@ -203,14 +215,29 @@ export class MemoryBroker implements BrokerSide {
     return q;
   }
 
-  /** @internal An empty name makes a server-named queue; a redeclaration must be equivalent (406). */
+  /**
+   * @internal An empty name makes a server-named queue; a redeclaration must be equivalent (406),
+   * and renews an `x-expires` lease. Arguments RabbitMQ checks are checked (406 for a bad value).
+   */
   declareQueue(name: string, options: QueueOptions, by: MemoryConnection): string {
     if (name === "") name = `amq.gen-${++this.#ids}`;
     else if (name.startsWith("amq.")) throw brokerError(403, `ACCESS_REFUSED - queue name '${name}' contains reserved prefix 'amq.*'`);
+    const args = options.arguments ?? {};
+    for (const [arg, min] of [["x-message-ttl", 0], ["x-expires", 1], ["x-max-length", 0]] as const) {
+      const value = args[arg];
+      if (value !== undefined && !(typeof value === "number" && Number.isInteger(value) && value >= min)) {
+        throw brokerError(406, `PRECONDITION_FAILED - invalid arg '${arg}' for queue '${name}' in vhost '/': ${JSON.stringify(value)}`);
+      }
+    }
+    for (const arg of ["x-dead-letter-exchange", "x-dead-letter-routing-key"]) {
+      if (args[arg] !== undefined && typeof args[arg] !== "string") throw brokerError(406, `PRECONDITION_FAILED - invalid arg '${arg}' for queue '${name}' in vhost '/': ${JSON.stringify(args[arg])}`);
+    }
     const existing = this.#queues.get(name);
     if (existing === undefined) {
       const owner = options.exclusive === true ? by : undefined;
-      this.#queues.set(name, { name, options: { ...options }, owner, messages: [], consumers: [], next: 0, unacked: 0, scheduled: false });
+      const q: Queue = { name, options: { ...options }, owner, messages: [], consumers: [], next: 0, unacked: 0, scheduled: false };
+      this.#queues.set(name, q);
+      this.#renewLease(q);
       return name;
     }
     this.getQueue(name, by);
@@ -219,10 +246,11 @@ export class MemoryBroker implements BrokerSide {
       ["durable", was.durable, options.durable],
       ["exclusive", was.exclusive ?? false, options.exclusive ?? false],
       ["auto_delete", was.autoDelete ?? false, options.autoDelete ?? false],
-      ["x-queue-type", was.arguments?.["x-queue-type"], options.arguments?.["x-queue-type"]],
+      ...CHECKED_ARGUMENTS.map((arg) => [arg, was.arguments?.[arg], args[arg]] as const),
     ] as const) {
       if (before !== now) throw brokerError(406, `PRECONDITION_FAILED - inequivalent arg '${arg}' for queue '${name}' in vhost '/': received ${JSON.stringify(now ?? "none")} but current is ${JSON.stringify(before ?? "none")}`);
     }
+    this.#renewLease(existing);
     return name;
   }
 
@@ -238,6 +266,13 @@ export class MemoryBroker implements BrokerSide {
     const ex = this.#exchanges.get(exchange);
     if (ex === undefined) throw brokerError(404, `NOT_FOUND - no exchange '${exchange}' in vhost '/'`);
     if (!ex.bindings.some((b) => b.queue === queue && b.key === key)) ex.bindings.push({ queue, key });
+  }
+
+  /** @internal */ unbind(queue: string, exchange: string, key: string, by: MemoryConnection): void {
+    this.getQueue(queue, by);
+    const ex = this.#exchanges.get(exchange);
+    if (ex === undefined) throw brokerError(404, `NOT_FOUND - no exchange '${exchange}' in vhost '/'`);
+    ex.bindings = ex.bindings.filter((b) => b.queue !== queue || b.key !== key);
   }
 
   /** @internal Routes one publish of `from`, through the {@link intercept} hook if one is set; `confirm` (confirm channels) is called once, on a later tick, unless the message was swallowed. */
@@ -294,6 +329,86 @@ export class MemoryBroker implements BrokerSide {
   /** The connection whose channel owns the direct reply-to address `address`, if it is open. */
   connectionAt(address: string): MemoryConnection | undefined { return this.#replyAddresses.get(address)?.connection; }
 
+  /** The queues `exchange` routes `routingKey` to (the default exchange: the queue of that name); undefined when there is no such exchange. */
+  #targets(exchange: string, routingKey: string): Queue[] | undefined {
+    if (exchange === "") {
+      const q = this.#queues.get(routingKey);
+      return q === undefined ? [] : [q];
+    }
+    const ex = this.#exchanges.get(exchange);
+    if (ex === undefined) return undefined;
+    const matches = (key: string) => ex.type === "fanout" || (ex.type === "topic" ? topicMatch(key, routingKey) : key === routingKey);
+    return [...new Set(ex.bindings.filter((b) => matches(b.key)).map((b) => b.queue))].map((n) => this.#queues.get(n)!);
+  }
+
+  /** Appends `message` to `q` (its expiry capped by the queue's `x-message-ttl`) and schedules delivery. */
+  #enqueue(q: Queue, message: StoredMessage): void {
+    const ttl = q.options.arguments?.["x-message-ttl"];
+    q.messages.push(typeof ttl === "number" ? { ...message, expiresAt: Math.min(message.expiresAt, Date.now() + ttl) } : message);
+    this.#armExpiry(q);
+    this.schedule(q);
+  }
+
+  /** Removes the expired messages at the head of `q`, dead-lettering them when `q` has a dead-letter exchange. */
+  #expire(q: Queue): void {
+    while (q.messages.length > 0 && q.messages[0]!.expiresAt <= Date.now()) this.#deadLetter(q, q.messages.shift()!);
+  }
+
+  /** RabbitMQ's dead-lettering of an expired message: to the queue's dead-letter exchange and key, `expiration` removed, `x-death` recording where and why. */
+  #deadLetter(q: Queue, m: StoredMessage): void {
+    const exchange = deadLetterExchange(q);
+    if (exchange === undefined) return;
+    const key = q.options.arguments?.["x-dead-letter-routing-key"];
+    const routingKey = typeof key === "string" ? key : m.routingKey;
+    const { expiration: _expired, ...properties } = m.properties;
+    const message: StoredMessage = {
+      content: m.content,
+      properties: { ...properties, headers: withDeath(m, q.name, "expired") },
+      exchange,
+      routingKey,
+      redelivered: false,
+      expiresAt: Infinity,
+    };
+    // A dead-letter exchange that does not exist, or routes nowhere: the message is gone, as on the broker.
+    for (const target of this.#targets(exchange, routingKey) ?? []) this.#enqueue(target, message);
+  }
+
+  /** Keeps a timer for the expiry of `q`'s head message (queues with a TTL or a dead-letter exchange only; unref'd). */
+  #armExpiry(q: Queue): void {
+    const args = q.options.arguments;
+    if (args?.["x-message-ttl"] === undefined && args?.["x-dead-letter-exchange"] === undefined) return;
+    const at = q.messages[0]?.expiresAt ?? Infinity;
+    if (q.expiry !== undefined) {
+      if (q.expiry.at <= at) return; // an earlier timer re-arms when it fires
+      clearTimeout(q.expiry.timer);
+      q.expiry = undefined;
+    }
+    if (at === Infinity) return;
+    const timer = setTimeout(() => {
+      q.expiry = undefined;
+      if (this.#queues.get(q.name) !== q) return;
+      this.#expire(q);
+      this.#armExpiry(q);
+      this.schedule(q);
+    }, Math.max(0, at - Date.now()));
+    timer.unref?.();
+    q.expiry = { at, timer };
+  }
+
+  /** (Re)starts the `x-expires` lease of `q` while it has no consumer: once it runs out, the queue is deleted. */
+  #renewLease(q: Queue): void {
+    const ms = q.options.arguments?.["x-expires"];
+    if (typeof ms !== "number") return;
+    if (q.lease !== undefined) clearTimeout(q.lease);
+    q.lease = undefined;
+    if (q.consumers.length > 0) return;
+    q.lease = setTimeout(() => {
+      q.lease = undefined;
+      if (this.#queues.get(q.name) === q && q.consumers.length === 0) this.deleteQueue(q.name);
+    }, ms);
+    q.lease.unref?.();
+  }
+
   #deliver(from: MemoryChannel, exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory: boolean, redelivered: boolean, confirm?: (err: Error | null) => void): void {
     const message: StoredMessage = {
       content: Buffer.from(content),
@@ -303,23 +418,12 @@ export class MemoryBroker implements BrokerSide {
       redelivered,
       expiresAt: props.expiration === undefined ? Infinity : Date.now() + Number(props.expiration),
     };
-    let targets: Queue[] = [];
     const replyTarget = exchange === "" ? this.#replyAddresses.get(routingKey)?.replyConsumer : undefined;
-    if (exchange === "") {
-      const q = this.#queues.get(routingKey);
-      if (q !== undefined) targets = [q];
-    } else {
-      const ex = this.#exchanges.get(exchange);
-      if (ex === undefined) return from.failByBroker(brokerError(404, `NOT_FOUND - no exchange '${exchange}' in vhost '/'`));
-      const matches = (key: string) => ex.type === "fanout" || (ex.type === "topic" ? topicMatch(key, routingKey) : key === routingKey);
-      targets = [...new Set(ex.bindings.filter((b) => matches(b.key)).map((b) => b.queue))].map((n) => this.#queues.get(n)!);
-    }
+    const targets = this.#targets(exchange, routingKey);
+    if (targets === undefined) return from.failByBroker(brokerError(404, `NOT_FOUND - no exchange '${exchange}' in vhost '/'`));
     if ((exchange === "" && this.#swallowed.has(routingKey)) || targets.some((q) => this.#swallowed.has(q.name))) return;
     if (replyTarget !== undefined) later(() => replyTarget.channel.deliver(replyTarget, message));
-    for (const q of targets) {
-      q.messages.push(message);
-      this.schedule(q);
-    }
+    for (const q of targets) this.#enqueue(q, message);
     if (targets.length === 0 && replyTarget === undefined && mandatory) later(() => from.returned({ content: Buffer.from(content), properties: props }));
     if (confirm !== undefined) later(() => confirm(null));
   }
@@ -331,7 +435,7 @@ export class MemoryBroker implements BrokerSide {
     later(() => {
       q.scheduled = false;
       while (this.#queues.get(q.name) === q) {
-        dropExpired(q);
+        this.#expire(q);
         const n = q.consumers.length;
         const k = q.messages.length === 0 ? -1 : Array.from({ length: n }, (_, i) => (q.next + i) % n).find((i) => q.consumers[i]!.channel.hasRoom(q.consumers[i]!));
         if (k === undefined || k < 0) return;
@@ -347,6 +451,7 @@ export class MemoryBroker implements BrokerSide {
     if (q === undefined) return;
     q.consumers = q.consumers.filter((x) => x !== c);
     if (q.options.autoDelete === true && q.consumers.length === 0) this.deleteQueue(q.name);
+    else if (q.consumers.length === 0) this.#renewLease(q);
   }
 
   /** @internal Puts unacked messages back at the head of `q`, marked redelivered. */
@@ -354,6 +459,7 @@ export class MemoryBroker implements BrokerSide {
     q.unacked -= messages.length;
     if (this.#queues.get(q.name) !== q) return;
     q.messages.unshift(...messages.map((m) => ({ ...m, redelivered: true })));
+    this.#armExpiry(q);
     this.schedule(q);
   }
 
@@ -363,6 +469,36 @@ export class MemoryBroker implements BrokerSide {
   }
 }
 
+
+/** Queue arguments a redeclaration must repeat exactly (RabbitMQ's equivalence check). */
+const CHECKED_ARGUMENTS = ["x-queue-type", "x-message-ttl", "x-expires", "x-max-length", "x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy"] as const;
+
+/** The dead-letter exchange of `q`, if it has one. */
+function deadLetterExchange(q: Queue): string | undefined {
+  const exchange = q.options.arguments?.["x-dead-letter-exchange"];
+  return typeof exchange === "string" ? exchange : undefined;
+}
+
+/**
+ * `m`'s headers with this dead-lettering recorded as RabbitMQ 3.10 does: `x-death` lists one
+ * entry per queue and reason, the latest first, counting repeats; `x-first-death-*` name the first.
+ */
+function withDeath(m: StoredMessage, queue: string, reason: string): Record<string, unknown> {
+  const headers = { ...m.properties.headers };
+  const deaths = Array.isArray(headers["x-death"]) ? (headers["x-death"] as Record<string, unknown>[]) : [];
+  const same = deaths.find((d) => d.queue === queue && d.reason === reason);
+  const entry = {
+    count: typeof same?.count === "number" ? same.count + 1 : 1,
+    reason,
+    queue,
+    time: { "!": "timestamp", value: Math.floor(Date.now() / 1000) },
+    exchange: m.exchange,
+    "routing-keys": [m.routingKey],
+  };
+  headers["x-death"] = [entry, ...deaths.filter((d) => d !== same)];
+  if (headers["x-first-death-queue"] === undefined) Object.assign(headers, { "x-first-death-exchange": m.exchange, "x-first-death-queue": queue, "x-first-death-reason": reason });
+  return headers;
+}
 
 /** AMQP topic matching: `*` is one word, `#` zero or more. */
 export function topicMatch(pattern: string, key: string): boolean {

@@ -19,6 +19,10 @@ export interface Queue {
   next: number;
   unacked: number;
   scheduled: boolean;
+  /** The timer that expires (and dead-letters) the head message, and when it fires; queues with `x-message-ttl` or `x-dead-letter-exchange` only. */
+  expiry?: { readonly at: number; readonly timer: ReturnType<typeof setTimeout> } | undefined;
+  /** The timer that deletes the queue once unused for its `x-expires`. */
+  lease?: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** @internal A consumer; `queue` is undefined for the direct reply-to consumer. */
@@ -42,9 +46,11 @@ export interface BrokerSide {
   replyAddressOf(ch: MemoryChannel): string;
   takeCloseAfterConsume(queue: string): Error | undefined;
   getQueue(name: string, by: MemoryConnection): Queue;
+  connectionAt(address: string): MemoryConnection | undefined;
   declareQueue(name: string, options: QueueOptions, by: MemoryConnection): string;
   declareExchange(name: string, type: string): void;
   bind(queue: string, exchange: string, key: string, by: MemoryConnection): void;
+  unbind(queue: string, exchange: string, key: string, by: MemoryConnection): void;
   route(from: MemoryChannel, exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory: boolean, confirm?: (err: Error | null) => void): void;
   schedule(q: Queue): void;
   removeConsumer(c: Consumer): void;
@@ -302,6 +308,11 @@ export class MemoryChannel implements WireChannel {
   /** See {@link WireChannel.checkQueue}. */
   checkQueue(name: string): Promise<{ messageCount: number; consumerCount: number }> {
     return this.#op(() => {
+      // As RabbitMQ answers for a direct reply-to address: its channel is open (one consumer), or 404.
+      if (name.startsWith(`${REPLY_TO}.`)) {
+        if (this.broker.connectionAt(name) === undefined) throw brokerError(404, `NOT_FOUND - no queue '${name}' in vhost '/'`);
+        return { messageCount: 0, consumerCount: 1 };
+      }
       const q = this.broker.getQueue(name, this.connection);
       return { messageCount: q.messages.length, consumerCount: q.consumers.length };
     });
@@ -317,6 +328,23 @@ export class MemoryChannel implements WireChannel {
 
   /** See {@link WireChannel.bindQueue}. */
   bindQueue(queue: string, exchange: string, key: string): Promise<void> { return this.#op(() => this.broker.bind(queue, exchange, key, this.connection)); }
+
+  /** See {@link WireChannel.unbindQueue}. */
+  unbindQueue(queue: string, exchange: string, key: string): Promise<void> { return this.#op(() => this.broker.unbind(queue, exchange, key, this.connection)); }
+
+  /** See {@link WireChannel.get}: the head message, held unacknowledged by this channel. */
+  get(queue: string): Promise<Delivery | undefined> {
+    return this.#op(() => {
+      const q = this.broker.getQueue(queue, this.connection);
+      const message = q.messages.shift();
+      if (message === undefined) return undefined;
+      const deliveryTag = ++this.#nextTag;
+      this.#unacked.set(deliveryTag, { queue: q, message });
+      q.unacked++;
+      const { content, properties, exchange, routingKey, redelivered } = message;
+      return { content, properties, fields: { deliveryTag, redelivered, exchange, routingKey } as Delivery["fields"] };
+    });
+  }
 
   /** See {@link WireChannel.close}. */
   async close(): Promise<void> {

@@ -116,12 +116,13 @@ export const rabbitmqEnv: EnvFactory = async () => {
   };
 };
 
-/** warren's EventBus, registering the durable queues each subscription declares (group queue, dead-letter queue) for deletion after the test. */
+/** warren's EventBus, registering the durable queues each subscription declares (group queue, retry wait queues, dead-letter queue) for deletion after the test. */
 class CleanedEventBus extends EventBus {
   override async subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options: SubscribeOptions = {}): Promise<Subscription> {
     const sub = await super.subscribe(event, handler, options);
     deleteAfter(sub.deadLetterQueue);
     if (options.group !== undefined) deleteAfter(sub.queue);
+    for (const queue of sub.retryQueues) deleteAfter(queue);
     return sub;
   }
 }

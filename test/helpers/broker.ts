@@ -84,9 +84,12 @@ function afterTestOnChannel(fn: (ch: Channel) => Promise<unknown>): void {
   });
 }
 
-/** Registers a queue for deletion after the test. */
+/** Registers a queue for deletion after the test, with the binding record a consumer group's queue has (`<queue>.bindings`, if any). */
 export function deleteAfter(queue: string): string {
-  afterTestOnChannel((ch) => ch.deleteQueue(queue));
+  afterTestOnChannel(async (ch) => {
+    await ch.deleteQueue(queue);
+    await ch.deleteQueue(`${queue}.bindings`); // deleting a queue that does not exist is fine
+  });
   return queue;
 }
 

@@ -72,7 +72,7 @@ function world(): World {
   };
 }
 
-/** Subscribes, deleting the group's queue and the dead-letter queue after the test. */
+/** Subscribes, deleting the group's queue, its retry wait queues and the dead-letter queue after the test. */
 async function subscribe(
   bus: EventBus,
   ev: Orders["events"]["orderCreated"],
@@ -82,6 +82,7 @@ async function subscribe(
   const sub = await bus.subscribe(ev, handler, options);
   if (options.group !== undefined) deleteAfter(sub.queue);
   deleteAfter(sub.deadLetterQueue);
+  for (const queue of sub.retryQueues) deleteAfter(queue);
   return sub;
 }
 
