@@ -10,7 +10,7 @@
  *    timer, headers, promises, Context — but no amqplib and no I/O), against
  *    the hand-written baseline's JS over the same fake channel.
  *
- *   npm run bench:micro
+ *   npm run bench:micro    (sections 4 and 5: bench/lib/micro-extra.ts)
  */
 import { performance } from "node:perf_hooks";
 import { Calculator } from "../generated/calculator/index.js";
@@ -186,4 +186,11 @@ console.log("3. Pieces of warren's per-call JS (client side unless noted)\n");
   bench("encode a request: amqplib channel.publish", 300_000, () => void channel.publish("", "q", body, { ...props(), mandatory: true }));
   bench("encode a request: warren publishMessage (same frames)", 300_000, () => void publishMessage(channel, "", "q", body, props(), true));
   bench("encode the baseline's request: channel.publish", 300_000, () => void channel.publish("", "q", body, { correlationId: String(++n), replyTo: "amq.rabbitmq.reply-to" }));
+}
+
+// ------------------------------------------------------------ 4, 5. event publish; the RPC client's consumer check
+{
+  const { microEventPublish, microPresence } = await import("./lib/micro-extra.js");
+  await microEventPublish();
+  await microPresence();
 }

@@ -21,7 +21,7 @@
  * aborts the run.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,6 +32,7 @@ import { ECHO_BYTES, addRequest, checkAdd, checkEcho, echoRequest } from "./lib/
 import { Samples, median, percentile } from "./lib/stats.js";
 import { brokerPid, childCpuMicros, procCpuMicros, selfCpuMicros } from "./lib/cpu.js";
 import { stopChildren } from "./lib/child.js";
+import { brokerVersion, pkgVersion } from "./lib/versions.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** True when running the tsc output in dist-bench/ rather than the sources through tsx. */
@@ -112,21 +113,6 @@ async function cleanup(): Promise<void> {
   await conn.close();
 }
 
-async function brokerVersion(): Promise<string> {
-  const conn = await amqp.connect(url);
-  const props = (conn as unknown as { connection: { serverProperties?: { version?: string; product?: string } } }).connection.serverProperties;
-  await conn.close();
-  return `${props?.product ?? "RabbitMQ"} ${props?.version ?? "?"}`;
-}
-
-async function pkgVersion(name: string): Promise<string> {
-  try {
-    return JSON.parse(await readFile(path.join(root, "node_modules", name, "package.json"), "utf8")).version as string;
-  } catch {
-    return "not installed";
-  }
-}
-
 // ------------------------------------------------------------------ run
 /** One checked call of `impl` with `payload`: a wrong reply throws and aborts the run. */
 function callFor(impl: ImplName, payload: Cell["payload"]): (i: number) => Promise<void> {
@@ -177,7 +163,7 @@ async function measureFirstCalls(): Promise<Record<"warren" | "amqplib", FirstCa
 }
 
 const started = Date.now();
-const broker = await brokerVersion();
+const broker = await brokerVersion(url);
 let failed = false;
 const onSignal = () => {
   console.error("interrupted; cleaning up");
@@ -283,9 +269,9 @@ const env = {
   node: process.version,
   cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}`,
   broker,
-  amqplib: await pkgVersion("amqplib"),
-  ajv: await pkgVersion("ajv"),
-  rabbitmqClient: await pkgVersion("rabbitmq-client"),
+  amqplib: await pkgVersion(root, "amqplib"),
+  ajv: await pkgVersion(root, "ajv"),
+  rabbitmqClient: await pkgVersion(root, "rabbitmq-client"),
   servers: inproc ? "same process as the clients (shared event loop)" : "one child process per implementation; clients in the parent",
   reps,
   warmupMs,

@@ -28,7 +28,7 @@ import type { Batch } from "../../generated/bench/types.js";
  * client against warren's server: next to `wire` and `warren` they split
  * warren's cost into its client's and its server's.
  */
-export type ImplName = "baseline" | "warren" | "rmqc" | "wire" | "wire-noexp" | "wire-nohdr" | "wire-min" | "wire-nomand" | "wire-nouuid" | "mix-wc" | "mix-ws";
+export type ImplName = "baseline" | "warren" | "rmqc" | "wire" | "wire-noexp" | "wire-nohdr" | "wire-min" | "wire-nomand" | "wire-nouuid" | "mix-wc" | "mix-ws" | "warren-nocheck";
 export const IMPL_LABEL: Record<ImplName, string> = {
   baseline: "amqplib baseline",
   warren: "warren",
@@ -41,6 +41,7 @@ export const IMPL_LABEL: Record<ImplName, string> = {
   "wire-nouuid": "wire with counter ids",
   "mix-wc": "warren client, wire server",
   "mix-ws": "wire client, warren server",
+  "warren-nocheck": "warren, no consumer check",
 };
 
 /** Queues of one implementation: one per method. */
@@ -219,6 +220,26 @@ export async function warrenClient(url: string, q: Queues): Promise<BenchClientI
   };
 }
 
+/**
+ * `warren-nocheck` (experiment): warren's client with `waitForServer: true`,
+ * which skips the check before each call that anyone consumes the queue
+ * (src/rpc/presence.ts); next to `warren` it shows what that check costs.
+ */
+export async function warrenClientNoCheck(url: string, q: Queues): Promise<BenchClientImpl> {
+  const conn = await connect(url, { name: "bench-warren-client-nocheck", logger: quiet });
+  const transport = await conn.client({ queues: { Calculator: q.add, Bench: q.echo }, waitForServer: true });
+  const calc = new CalculatorClient(transport);
+  const bench = new BenchClient(transport);
+  return {
+    add: (req) => calc.add(req),
+    echo: (req) => bench.echo(req),
+    close: async () => {
+      await transport.close();
+      await conn.close();
+    },
+  };
+}
+
 /** The Calculator the benchmarks serve: answers at once, no work. */
 export const benchCalculatorHandlers: CalculatorHandlers = {
   add: ({ a, b }) => ({ sum: a + b }),
@@ -315,6 +336,7 @@ export const CLIENTS: Record<ImplName, (url: string, q: Queues) => Promise<Bench
   "wire-nouuid": wireClient(WIRE["wire-nouuid"]!),
   "mix-wc": warrenClient,
   "mix-ws": wireClient(WIRE.wire!),
+  "warren-nocheck": warrenClientNoCheck,
 };
 
 export const SERVERS: Record<ImplName, (url: string, q: Queues) => Promise<BenchServerImpl>> = {
@@ -329,4 +351,5 @@ export const SERVERS: Record<ImplName, (url: string, q: Queues) => Promise<Bench
   "wire-nouuid": wireServer,
   "mix-wc": wireServer,
   "mix-ws": warrenServer,
+  "warren-nocheck": warrenServer,
 };
