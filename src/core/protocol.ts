@@ -4,7 +4,6 @@
  *
  * @see docs/PROTOCOL.md
  */
-import { isUtf8 } from "node:buffer";
 import { SERVER_CODES, isFrameworkCode } from "./codes.js";
 import { RpcError } from "./errors.js";
 
@@ -93,6 +92,9 @@ function isErlangPid(term: Buffer): boolean {
   return /^[^@]+@[^@]+$/.test(term.toString("utf8", header, header + nameLength));
 }
 
+/** Refuses (throws on) malformed UTF-8; a byte order mark is kept, so JSON.parse refuses it as before. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 /**
  * Decodes a JSON body: checks content type and size before parsing, then UTF-8,
  * then JSON. Own `__proto__` keys are dropped so a decoded object can never
@@ -104,8 +106,12 @@ export function decodeBody(content: Buffer, contentType: string | undefined, max
     if (problem !== undefined) return { ok: false, reason: problem };
   }
   if (content.length > maxBytes) return { ok: false, reason: `body of ${content.length} bytes exceeds the limit of ${maxBytes}` };
-  if (!isUtf8(content)) return { ok: false, reason: "body is not valid UTF-8" };
-  const text = content.toString("utf8");
+  let text: string;
+  try {
+    text = strictUtf8.decode(content); // checks and decodes in one pass
+  } catch {
+    return { ok: false, reason: "body is not valid UTF-8" };
+  }
   try {
     return { ok: true, value: text.includes('"__proto__"') ? JSON.parse(text, dropProto) : JSON.parse(text) };
   } catch (err) {

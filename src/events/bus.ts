@@ -121,6 +121,8 @@ interface PublishChannel {
   retired: boolean;
 }
 
+const NO_PUBLISH_OPTIONS: PublishOptions = Object.freeze({});
+
 /**
  * Publishes and subscribes to events on one connection. Pass it to generated
  * publishers and subscribers: `new OrdersPublisher(conn.events())`. Safe for
@@ -161,14 +163,24 @@ export class EventBus implements EventTransport {
   }
 
   /** See {@link EventTransport.publish}. Publishes persistent events (delivery mode 2) unless the bus says otherwise. */
-  async publish<P>(event: EventDescriptor<P>, payload: P, options: PublishOptions = {}): Promise<void> {
+  publish<P>(event: EventDescriptor<P>, payload: P, options: PublishOptions = NO_PUBLISH_OPTIONS): Promise<void> {
+    // Not an async function: the publish's one promise is returned as it is, without another wrapped around it.
+    try {
+      return this.#publish(event, payload, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** {@link publish}: throws what the publisher should see before anything is sent. */
+  #publish<P>(event: EventDescriptor<P>, payload: P, options: PublishOptions): Promise<void> {
     const target = { service: event.service.name, method: event.name };
     if (this.#closed) throw new RpcError("canceled", `${describeTarget(target)}: the event bus is closed`, target);
     const parent = options.parent === undefined ? ambientParent() : options.parent;
     if (parent != null) inherit(parent, target, Infinity, undefined, Date.now()); // throws when the parent is done with: nothing published
     const issues = payloadCheck(event)(payload);
     if (issues !== undefined) throw new ValidationError("invalid_event", "client", issues, target);
-    const reserved = Object.keys(options.headers ?? {}).find((h) => h.toLowerCase().startsWith("x-warren-"));
+    const reserved = options.headers === undefined ? undefined : Object.keys(options.headers).find((h) => h.toLowerCase().startsWith("x-warren-"));
     if (reserved !== undefined) throw new RpcError("invalid_event", `${describeTarget(target)}: header "${reserved}" is reserved for the protocol`, target);
     const routingKey = routingKeyFor(event, payload);
     const exchange = this.exchangeOf(event.service);
@@ -179,11 +191,16 @@ export class EventBus implements EventTransport {
     const interceptors = this.#publishInterceptors;
     if (interceptors === undefined) return deliver(options.headers);
     const outgoing: OutgoingEvent = { event, payload, exchange: exchange.name, routingKey, messageId, headers: { ...options.headers } };
-    try {
-      await composeEvents<PublishNext>(interceptors, (o) => deliver(o.headers))(outgoing);
-    } catch (err) {
+    const failed = (err: unknown): never => {
       throw isRpcError(err) ? err : new RpcError("internal", `${describeTarget(target)}: a publish interceptor failed: ${(err as Error)?.message ?? String(err)}`, { ...target, cause: err });
+    };
+    let chained: Promise<void>;
+    try {
+      chained = Promise.resolve(composeEvents<PublishNext>(interceptors, (o) => deliver(o.headers))(outgoing));
+    } catch (err) {
+      return failed(err);
     }
+    return chained.then(undefined, failed);
   }
 
   /** Sends one encoded event: once, and once more after a nack; rejects with what the publisher should see. */

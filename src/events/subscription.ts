@@ -10,6 +10,7 @@
  */
 import type { ChannelSource, Delivery, MessageProperties, WireChannel } from "../amqp/channel-source.js";
 import { reconcileBindings } from "./bindings.js";
+import { AckBatcher } from "../amqp/acks.js";
 import { KeptConsumer } from "../amqp/consumer.js";
 import { logInfo } from "../core/logging.js";
 import { RecentKeys, seconds } from "../core/overruns.js";
@@ -170,8 +171,10 @@ export class EventSubscription implements Subscription {
   #closing: Promise<void> | undefined;
   /** The events being handled, by their first delivery. */
   readonly #runs = new Map<Delivery, EventRun>();
-  /** Channels whose loss is watched (see {@link orphan}). */
-  readonly #watched = new WeakSet<WireChannel>();
+  /** Per channel (delivery tags are per channel): its acks, batched per turn; the channel's loss is watched from its first delivery (see {@link orphan}). */
+  readonly #acks = new WeakMap<WireChannel, AckBatcher>();
+  /** The batcher of the latest channel, flushed before a graceful close. */
+  #currentAcks: AckBatcher | undefined;
   /** By event key: runs whose channel was lost, waiting for their redelivered copy. */
   readonly #orphans = new Map<string, EventRun>();
   /** Events handled after their channel was lost: a redelivered copy is acknowledged, not run again. */
@@ -280,11 +283,16 @@ export class EventSubscription implements Subscription {
     return queue;
   }
 
-  #onDelivery(channel: WireChannel, msg: Delivery): void {
-    if (!this.#watched.has(channel)) {
-      this.#watched.add(channel);
+  /** One delivery (`again`: one recorded before, whose handling was left to this copy). */
+  #onDelivery(channel: WireChannel, msg: Delivery, again = false): void {
+    let acks = this.#acks.get(channel);
+    if (acks === undefined) {
+      acks = new AckBatcher(channel);
+      this.#acks.set(channel, acks);
+      this.#currentAcks = acks;
       channel.onClose(() => this.#orphan(channel));
     }
+    if (!again) acks.delivered(msg.fields.deliveryTag);
     const key = eventKey(msg);
     if (msg.fields.redelivered && key !== undefined && this.#takeOver(channel, msg, key)) return;
     const run: EventRun = { channel, msg, key, startedAt: Date.now(), redirected: false };
@@ -295,7 +303,7 @@ export class EventSubscription implements Subscription {
       // Lost and never redelivered here: its copy, when it comes, is handled anew.
       if (key !== undefined && this.#orphans.get(key) === run) this.#orphans.delete(key);
       // A copy took its place but got no outcome (the run ended before its handler): handle the copy now.
-      if (run.msg !== msg && !run.redirected && !run.channel.closed) this.#onDelivery(run.channel, run.msg);
+      if (run.msg !== msg && !run.redirected && !run.channel.closed) this.#onDelivery(run.channel, run.msg, true);
       if (--this.#inFlight === 0) this.#idle?.();
     });
   }
@@ -321,7 +329,7 @@ export class EventSubscription implements Subscription {
     }
     if (!this.#handledAfterLoss.take(key)) return false;
     logInfo(this.#bus.logger, this.#fields(msg), "a redelivered event was handled already (its channel was lost while its handler ran); acknowledged, not run again");
-    settle(channel, msg);
+    this.#settle(channel, msg);
     return true;
   }
 
@@ -355,10 +363,18 @@ export class EventSubscription implements Subscription {
     );
   }
 
+  /** Acknowledges `msg` (with others finished in this turn: one `multiple` ack); on a channel that has closed meanwhile the broker redelivers it instead. */
+  #settle(channel: WireChannel, msg: Delivery): void {
+    const acks = this.#acks.get(channel);
+    if (acks === undefined) channel.ack(msg);
+    else acks.done(msg.fields.deliveryTag, msg);
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#consumer.cancel();
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+      this.#currentAcks?.flush(); // the last events' acks go out before the channel closes
       await this.#consumer.close();
       this.onClosed();
     })();
@@ -375,7 +391,7 @@ export class EventSubscription implements Subscription {
     if (route === undefined) {
       // Another event of the same exchange (fanout, or a broad binding key): it is not ours to handle or to dead-letter.
       this.#skipped++;
-      return settle(channel, msg);
+      return this.#settle(channel, msg);
     }
     const headers = (props.headers as Record<string, unknown> | undefined) ?? {};
     const skew = versionSkew(this.#service.name, this.#service.version, headers[CONTRACT_VERSION_HEADER], this.#versions);
@@ -416,7 +432,7 @@ export class EventSubscription implements Subscription {
       return this.#retry(channel, msg, attempt);
     }
     ({ channel, msg } = this.#outcomeTarget(channel, msg, true));
-    settle(channel, msg);
+    this.#settle(channel, msg);
   }
 
   /**
@@ -518,7 +534,7 @@ export class EventSubscription implements Subscription {
     };
     try {
       await new Promise<void>((resolve, reject) => channel.publishConfirmed("", queue, msg.content, props, (err) => (err ? reject(err) : resolve())));
-      settle(channel, msg);
+      this.#settle(channel, msg);
     } catch (err) {
       this.#bus.logger.error({ ...this.#fields(msg), queue, err }, `could not move an event to "${queue}" (${(err as Error).message}); the broker will redeliver it`);
     }
@@ -584,7 +600,4 @@ async function withTimeout(run: void | Promise<void>, abandon: AbortController, 
   }
 }
 
-/** Acknowledges `msg`; on a channel that has closed meanwhile the broker redelivers it instead. */
-function settle(channel: WireChannel, msg: Delivery): void {
-  channel.ack(msg);
-}
+

@@ -68,6 +68,7 @@ describe("group retries wait on the broker", () => {
     await publisher.publish(placed, order("bad-2"));
     for (let i = 0; i < 6; i++) await publisher.publish(placed, order(`ok-${i}`));
     for (let i = 0; i < 20 && handled.length < 6; i++) await settle(); // real turns only: fake time stands still
+    await settle(); // the last handler has pushed; its run ends (and is acknowledged) a turn later
     expect(handled).toEqual(["ok-0", "ok-1", "ok-2", "ok-3", "ok-4", "ok-5"]);
     expect([failures, broker.queue(sub.retryQueues[0]!)!.ready, sub.inFlight]).toEqual([2, 2, 0]);
   });

@@ -91,3 +91,24 @@ describe("handlerTimeoutMs", () => {
     expect(plain.deadline).toBeUndefined();
   });
 });
+
+describe("acknowledgements", () => {
+  it("are batched per turn and all sent before close() closes the channel: nothing finished comes back", async () => {
+    kit = createTestKit();
+    const got: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const sub = await new OrdersSubscriber(kit.events()).onOrderPlaced(async (o) => {
+      await gate; // all finish in one turn: their acks go out together
+      got.push(o.orderId);
+    }, { group: "batch", prefetch: 8 });
+    const publisher = new OrdersPublisher(kit.events());
+    for (let i = 0; i < 5; i++) await publisher.publishOrderPlaced(placed(`o-${i}`));
+    while (sub.inFlight < 5) await new Promise((r) => setImmediate(r));
+    const closing = sub.close(); // waits for the five handlers, then closes
+    release();
+    await closing;
+    expect(got).toHaveLength(5);
+    expect(kit.broker.queue(sub.queue === "" ? "events.Orders.order_placed.batch" : sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
+  });
+});
