@@ -133,6 +133,8 @@ describe.skipIf(unavailable !== undefined)("long handlers and the broker's consu
     await otherChannel.consume(queue, (msg) => msg && taken.push(msg), { priority: 10 });
     await until(() => taken.length === 1, "the redelivered copy to reach the other consumer", 20_000);
     expect(taken[0]!.fields.redelivered).toBe(true);
+    // The broker's channel.close to the server and its delivery to the other consumer race: wait for the log line.
+    await until(() => timedOut(lines).length > 0, "the server to log the consumer timeout");
     expect(timedOut(lines)).toHaveLength(1);
     slow.open();
     await expect(call).resolves.toEqual({ sum: 2 }); // published on the server's new channel
