@@ -24,6 +24,7 @@ import { RpcClient } from "../src/rpc/client.js";
 import { RpcServer } from "../src/rpc/server.js";
 import { fakeConnection } from "./lib/fake-channel.js";
 import { median } from "./lib/stats.js";
+import { benchCalculator } from "./lib/calculator.js";
 
 type Measure = "loop" | "rpc";
 type Mode = "off" | "on";
@@ -54,12 +55,7 @@ async function rpc(mode: Mode): Promise<number> {
   const server = new RpcServer(fakeConnection, { prefetch: 64, asyncContext: mode === "on", logger: console });
   await serveCalculator(
     server,
-    {
-      add: async ({ a, b }) => ({ sum: a + b }),
-      divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
-      summarize: ({ values, statistic }) => ({ statistic, value: values[0]!, count: values.length, label: null }),
-      centroid: ({ points }) => points[0]!,
-    },
+    { ...benchCalculator, add: async ({ a, b }) => ({ sum: a + b }) }, // async: the promises AsyncLocalStorage tracks
     { queue: "q.als" },
   );
   const transport = new RpcClient(fakeConnection, { queues: { Calculator: "q.als" }, waitForServer: true });

@@ -23,7 +23,6 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import amqp from "amqplib";
 import { runEventSlice } from "./lib/event-driver.js";
 import { BINDING_KEY, EVENT_IMPL_LABEL, EVENT_PREFETCH, EVENT_PUBLISHERS, type EventImplName, type EventNames, type EventPublisherImpl } from "./lib/event-impls.js";
@@ -33,19 +32,15 @@ import { childCpuMicros, procCpuMicros, selfCpuMicros } from "./lib/cpu.js";
 import { brokerPidOnPort } from "./lib/broker-pid.js";
 import { stopChildren } from "./lib/child.js";
 import { brokerVersion, pkgVersion } from "./lib/versions.js";
+import { BENCH_URL, benchRoot, option } from "./lib/cli.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** True when running the tsc output in dist-bench/ rather than the sources through tsx. */
-const compiled = import.meta.url.endsWith(".js");
-const root = path.resolve(here, compiled ? "../.." : "..");
+/** `compiled`: running the tsc output in dist-bench/ rather than the sources through tsx. */
+const { here, root, compiled } = benchRoot(import.meta.url);
 
 // ------------------------------------------------------------------ options
 const args = process.argv.slice(2);
-function opt(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
-}
-const url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const opt = (name: string, fallback: string): string => option(args, name, fallback);
+const url = BENCH_URL;
 const reps = Number(opt("reps", "5"));
 const durationMs = Number(opt("duration", "3000"));
 const slices = Math.max(1, Math.round(Number(opt("slices", "6"))));

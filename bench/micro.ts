@@ -24,6 +24,7 @@ import { ECHO_BYTES, echoRequest } from "./lib/payload.js";
 import { FakeChannel, fakeConnection } from "./lib/fake-channel.js";
 import { encodingChannel } from "./lib/amqplib-frames.js";
 import { publishMessage } from "../src/amqp/internals.js";
+import { benchCalculator } from "./lib/calculator.js";
 
 function bench(label: string, iterations: number, fn: () => void): number {
   for (let i = 0; i < Math.min(iterations, 20_000); i++) fn(); // warm-up / JIT
@@ -125,12 +126,7 @@ console.log("2. Whole call (client + server JS) over an in-memory fake channel, 
   const server = new RpcServer(fakeConnection, { prefetch: 64, logger: console });
   await serveCalculator(
     server,
-    {
-      add: ({ a, b }) => ({ sum: a + b }),
-      divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
-      summarize: ({ values, statistic }) => ({ statistic, value: values[0]!, count: values.length, label: null }),
-      centroid: ({ points }) => points[0]!,
-    },
+    benchCalculator,
     { queue: "q.warren" },
   );
   const transport = new RpcClient(fakeConnection, { queues: { Calculator: "q.warren" } });

@@ -22,7 +22,6 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import amqp from "amqplib";
 import { runCell } from "./lib/driver.js";
 import { childCpuMicros, selfCpuMicros } from "./lib/cpu.js";
@@ -35,16 +34,12 @@ import { MemoryBroker } from "../src/testing/memory-broker.js";
 import { warrenTelemetry } from "../src/otel/index.js";
 import { Samples, median, percentile } from "./lib/stats.js";
 import { stopChildren } from "./lib/child.js";
+import { BENCH_URL, benchRoot, option } from "./lib/cli.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const compiled = import.meta.url.endsWith(".js");
-const root = path.resolve(here, compiled ? "../.." : "..");
+const { here, root, compiled } = benchRoot(import.meta.url);
 const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
-};
-const url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const opt = (name: string, fallback: string): string => option(args, name, fallback);
+const url = BENCH_URL;
 const reps = Number(opt("reps", "5"));
 const durationMs = Number(opt("duration", "3000"));
 const slices = Math.max(1, Math.round(Number(opt("slices", "6"))));

@@ -205,9 +205,14 @@ async function wireServer(url: string, q: Queues): Promise<BenchServerImpl> {
 
 // ---------------------------------------------------------------- warren
 
-export async function warrenClient(url: string, q: Queues): Promise<BenchClientImpl> {
-  const conn = await connect(url, { name: "bench-warren-client", logger: quiet });
-  const transport = await conn.client({ queues: { Calculator: q.add, Bench: q.echo } });
+export function warrenClient(url: string, q: Queues): Promise<BenchClientImpl> {
+  return warrenClientWith(url, q, "bench-warren-client", false);
+}
+
+/** warren's generated clients on a connection named `name`; `waitForServer` as the client option. */
+async function warrenClientWith(url: string, q: Queues, name: string, waitForServer: boolean): Promise<BenchClientImpl> {
+  const conn = await connect(url, { name, logger: quiet });
+  const transport = await conn.client({ queues: { Calculator: q.add, Bench: q.echo }, waitForServer });
   const calc = new CalculatorClient(transport);
   const bench = new BenchClient(transport);
   return {
@@ -225,19 +230,8 @@ export async function warrenClient(url: string, q: Queues): Promise<BenchClientI
  * which skips the check before each call that anyone consumes the queue
  * (src/rpc/presence.ts); next to `warren` it shows what that check costs.
  */
-export async function warrenClientNoCheck(url: string, q: Queues): Promise<BenchClientImpl> {
-  const conn = await connect(url, { name: "bench-warren-client-nocheck", logger: quiet });
-  const transport = await conn.client({ queues: { Calculator: q.add, Bench: q.echo }, waitForServer: true });
-  const calc = new CalculatorClient(transport);
-  const bench = new BenchClient(transport);
-  return {
-    add: (req) => calc.add(req),
-    echo: (req) => bench.echo(req),
-    close: async () => {
-      await transport.close();
-      await conn.close();
-    },
-  };
+export function warrenClientNoCheck(url: string, q: Queues): Promise<BenchClientImpl> {
+  return warrenClientWith(url, q, "bench-warren-client-nocheck", true);
 }
 
 /** The Calculator the benchmarks serve: answers at once, no work. */

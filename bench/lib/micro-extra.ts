@@ -23,6 +23,7 @@ import { publishMessage } from "../../src/amqp/internals.js";
 import { encodingChannel } from "./amqplib-frames.js";
 import { FakeChannel, fakeConnection } from "./fake-channel.js";
 import { orderEvent, orderRoutingKey, type EventSize } from "./event-payload.js";
+import { benchCalculator } from "./calculator.js";
 
 let sink: unknown;
 
@@ -106,12 +107,7 @@ export async function microPresence(): Promise<Record<string, number>> {
   const server = new RpcServer(fakeConnection, { prefetch: 64, logger: console });
   await serveCalculator(
     server,
-    {
-      add: ({ a, b }) => ({ sum: a + b }),
-      divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
-      summarize: ({ values, statistic }) => ({ statistic, value: values[0]!, count: values.length, label: null }),
-      centroid: ({ points }) => points[0]!,
-    },
+    benchCalculator,
     { queue: "q.presence.calc" },
   );
   // One client (the fake's direct reply-to address is one per process): the call option waitForServer skips the check per call.

@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import type { Channel } from "amqplib";
 import { afterEach } from "vitest";
 import { connect, lineLogger, type Connection, type Logger } from "../../src/index.js";
+import { bindingsQueueOf } from "../../src/events/bindings.js";
 
 const exec = promisify(execFile);
 
@@ -88,7 +89,7 @@ function afterTestOnChannel(fn: (ch: Channel) => Promise<unknown>): void {
 export function deleteAfter(queue: string): string {
   afterTestOnChannel(async (ch) => {
     await ch.deleteQueue(queue);
-    await ch.deleteQueue(`${queue}.bindings`); // deleting a queue that does not exist is fine
+    await ch.deleteQueue(bindingsQueueOf(queue)); // deleting a queue that does not exist is fine
   });
   return queue;
 }

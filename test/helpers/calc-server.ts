@@ -5,6 +5,7 @@
  * gracefully and prints `served <n> redelivered <m>`.
  */
 import { serveCalculator } from "../../generated/calculator/index.js";
+import { calculatorHandlers } from "./calculator-handlers.js";
 import { connect } from "../../src/index.js";
 
 const [queue, prefetch = "8", delayMs = "0"] = process.argv.slice(2);
@@ -15,6 +16,7 @@ let redelivered = 0;
 const conn = await connect();
 const server = conn.server({ prefetch: Number(prefetch) });
 await serveCalculator(server, {
+  ...calculatorHandlers,
   add: async ({ a, b }, ctx) => {
     if (ctx.redelivered) redelivered++;
     process.stdout.write(`handling ${a}\n`);
@@ -22,9 +24,6 @@ await serveCalculator(server, {
     served++;
     return { sum: a + b };
   },
-  divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
-  summarize: ({ statistic, values, label }) => ({ statistic, value: values[0] ?? 0, count: values.length, label: label ?? null }),
-  centroid: ({ points }) => points[0] ?? { x: 0, y: 0 },
 }, { queue });
 process.stdout.write("ready\n");
 process.on("SIGTERM", () => {

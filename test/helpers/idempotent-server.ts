@@ -10,6 +10,7 @@
  */
 import { createClient } from "redis";
 import { serveCalculator } from "../../generated/calculator/index.js";
+import { calculatorHandlers } from "./calculator-handlers.js";
 import { connect, dedupe, type ServerInterceptor } from "../../src/index.js";
 import { redisDedupeStore } from "../../src/redis/index.js";
 
@@ -23,15 +24,13 @@ const arrivals: ServerInterceptor = (next) => (request, ctx) => {
 };
 const server = conn.server({ prefetch: 8, interceptors: [arrivals, dedupe({ store: redisDedupeStore({ client: redis, prefix }), leaseMs: Number(leaseMs), pollMs: 20 })] });
 await serveCalculator(server, {
+  ...calculatorHandlers,
   add: async ({ a, b }, ctx) => {
     process.stdout.write(`handling ${ctx.idempotencyKey}\n`);
     if (mode === "hang") await new Promise(() => {});
     const count = await redis.incr(`${prefix}side-effects`);
     return { sum: a + b + 1000 * count };
   },
-  divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
-  summarize: ({ statistic, values, label }) => ({ statistic, value: values[0] ?? 0, count: values.length, label: label ?? null }),
-  centroid: ({ points }) => points[0] ?? { x: 0, y: 0 },
 }, { queue });
 process.stdout.write("ready\n");
 process.on("SIGTERM", () => {
