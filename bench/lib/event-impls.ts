@@ -19,6 +19,9 @@
  * - `warren-nocoalesce` (experiment, not in the default run): warren with the
  *   connection option `coalesceWrites: false` at both ends, i.e. amqplib's own
  *   write path, to tell what warren's write path does to events.
+ * - `warren-ack0` (experiment): warren with the subscription option
+ *   `ackDelayMs: 0`, each turn's acks sent at its end instead of held to go
+ *   out together, to tell what holding acks does to events.
  */
 import amqp, { type ConsumeMessage } from "amqplib";
 import { connect, lineLogger } from "../../src/index.js";
@@ -26,13 +29,14 @@ import { OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.
 import { EventCheck, orderEvent, orderRoutingKey, type EventSize } from "./event-payload.js";
 
 /** Names of the event implementations. */
-export type EventImplName = "baseline" | "warren" | "warren-nocoalesce";
+export type EventImplName = "baseline" | "warren" | "warren-nocoalesce" | "warren-ack0";
 
 /** How each implementation is labelled in the results. */
 export const EVENT_IMPL_LABEL: Record<EventImplName, string> = {
   baseline: "amqplib baseline",
   warren: "warren",
   "warren-nocoalesce": "warren, coalesceWrites off",
+  "warren-ack0": "warren, ackDelayMs 0",
 };
 
 /** Unacknowledged events per consumer: warren's default subscription prefetch, used by both. */
@@ -119,7 +123,7 @@ export async function warrenPublisher(url: string, names: EventNames, coalesceWr
 }
 
 /** warren: the generated subscriber, a broadcast subscription with the default prefetch. */
-export async function warrenConsumer(url: string, names: EventNames, onError: (err: unknown) => void, coalesceWrites = true): Promise<EventConsumerImpl> {
+export async function warrenConsumer(url: string, names: EventNames, onError: (err: unknown) => void, coalesceWrites = true, ackDelayMs?: number): Promise<EventConsumerImpl> {
   const conn = await connect(url, { name: "bench-events-warren-consumer", logger: quiet, coalesceWrites });
   const bus = conn.events({ exchanges: { Orders: names.exchange } });
   const check = new EventCheck();
@@ -132,7 +136,7 @@ export async function warrenConsumer(url: string, names: EventNames, onError: (e
         onError(err);
       }
     },
-    { deadLetterQueue: names.deadLetterQueue, prefetch: EVENT_PREFETCH },
+    { deadLetterQueue: names.deadLetterQueue, prefetch: EVENT_PREFETCH, ...(ackDelayMs === undefined ? {} : { ackDelayMs }) },
   );
   return {
     check,
@@ -148,6 +152,7 @@ export const EVENT_PUBLISHERS: Record<EventImplName, (url: string, names: EventN
   baseline: baselinePublisher,
   warren: warrenPublisher,
   "warren-nocoalesce": (url, names) => warrenPublisher(url, names, false),
+  "warren-ack0": (url, names) => warrenPublisher(url, names),
 };
 
 /** Consumer factories by implementation. */
@@ -155,4 +160,5 @@ export const EVENT_CONSUMERS: Record<EventImplName, (url: string, names: EventNa
   baseline: baselineConsumer,
   warren: warrenConsumer,
   "warren-nocoalesce": (url, names, onError) => warrenConsumer(url, names, onError, false),
+  "warren-ack0": (url, names, onError) => warrenConsumer(url, names, onError, true, 0),
 };

@@ -166,6 +166,17 @@ export interface SubscribeOptions {
   bindingKey?: string;
   /** Events handled at once by this subscriber. @default 16 */
   prefetch?: number;
+  /**
+   * How long the acknowledgement of a handled event may wait to go out with
+   * others' (one `multiple` ack for up to a quarter of the prefetch; with a
+   * prefetch below 8 nothing is held): one frame per
+   * batch instead of per event, for the subscriber and the broker. Should
+   * the channel be lost meanwhile, the broker delivers those events again
+   * (delivery is at-least-once in any case: de-duplicate on `ctx.messageId`);
+   * copies that come back to this subscriber are acknowledged, not run again.
+   * 0: each turn's acks go out at its end. @default 10
+   */
+  ackDelayMs?: number;
   /** Tries per event before it is dead-lettered; 1 means no retry. @default 5 */
   maxAttempts?: number;
   /**
@@ -218,10 +229,17 @@ export function resolveEventBusOptions(options: EventBusOptions, logger: Logger)
 /** A subscription's numeric options with defaults applied. */
 export interface ResolvedSubscribeLimits {
   readonly prefetch: number;
+  readonly ackDelayMs: number;
   readonly maxAttempts: number;
   readonly retryDelayMs: number;
   readonly handlerTimeoutMs: number | undefined;
 }
+
+/** How long an event's acknowledgement may be held by default (see {@link SubscribeOptions.ackDelayMs}). */
+export const DEFAULT_ACK_DELAY_MS = 10;
+
+/** The longest an event's acknowledgement is held (see {@link SubscribeOptions.ackDelayMs}): well inside any consumer timeout. */
+export const MAX_ACK_DELAY_MS = 1_000;
 
 /** The longest wait before a retry of an event. */
 export const MAX_RETRY_DELAY_MS = 30_000;
@@ -246,6 +264,13 @@ export function retryDelaysOf(limits: Pick<ResolvedSubscribeLimits, "retryDelayM
   return [...delays];
 }
 
+function ackDelayOf(ms: number | undefined): number {
+  if (ms === 0) return 0;
+  const delay = positive("ackDelayMs", ms ?? DEFAULT_ACK_DELAY_MS);
+  if (delay > MAX_ACK_DELAY_MS) throw new RangeError(`warren: ackDelayMs must be at most ${MAX_ACK_DELAY_MS} (an acknowledgement held longer keeps handled events at risk of redelivery), got ${delay}`);
+  return delay;
+}
+
 /** Applies the subscription defaults; rejects nonsensical values with a clear message. */
 export function resolveSubscribeLimits(options: SubscribeOptions): ResolvedSubscribeLimits {
   const maxAttempts = positive("maxAttempts", options.maxAttempts ?? 5);
@@ -255,6 +280,7 @@ export function resolveSubscribeLimits(options: SubscribeOptions): ResolvedSubsc
   }
   return {
     prefetch: positive("prefetch", options.prefetch ?? 16),
+    ackDelayMs: ackDelayOf(options.ackDelayMs),
     maxAttempts,
     retryDelayMs: options.retryDelayMs === 0 ? 0 : positive("retryDelayMs", options.retryDelayMs ?? 200),
     handlerTimeoutMs: options.handlerTimeoutMs === undefined ? undefined : Math.min(positive("handlerTimeoutMs", options.handlerTimeoutMs), MAX_TIMEOUT_MS),

@@ -25,6 +25,11 @@ export class RecentKeys {
     if (this.#keys.size > CAPACITY) this.#keys.delete(this.#keys.values().next().value!);
   }
 
+  /** How many keys are remembered. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
   /** Forgets `key`; true when it was remembered. */
   take(key: string): boolean {
     return this.#keys.delete(key);

@@ -3,6 +3,7 @@
  * wait queue on the broker (no prefetch slot, not in `close()`, kept for the group's next
  * member), and broadcast subscribers' dead letters go to one bounded queue made on demand.
  */
+import { DEFAULT_ACK_DELAY_MS } from "../../src/core/options.js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ATTEMPT_HEADER, BROADCAST_DEAD_MAX_LENGTH, BROADCAST_DEAD_TTL_MS, DEAD_REASON_HEADER } from "../../src/core/protocol.js";
 import { EventBus } from "../../src/events/bus.js";
@@ -10,6 +11,9 @@ import type { EventContext } from "../../src/events/subscription.js";
 import { createTestKit } from "../../src/testing/index.js";
 import { Orders, OrdersPublisher, OrdersSubscriber, type OrderPlacedEvent } from "../../generated/orders/index.js";
 import { FakeBroker } from "../helpers/fake-channel-source.js";
+
+/** Lets the acknowledgements a subscription holds (ackDelayMs) go out. */
+const acksSent = () => vi.advanceTimersByTimeAsync(DEFAULT_ACK_DELAY_MS);
 
 const placed = Orders.events.orderPlaced;
 const order = (orderId: string): OrderPlacedEvent => ({ orderId, region: "eu", items: [{ sku: "apple", quantity: 1 }] });
@@ -44,6 +48,7 @@ describe("group retries wait on the broker", () => {
     const wait = broker.queue(`${GROUP_QUEUE}.retry.100`)!;
     expect(wait.options).toEqual({ durable: true, arguments: { "x-message-ttl": 100, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": GROUP_QUEUE } });
     expect(wait.messages.map((m) => m.properties.headers?.[ATTEMPT_HEADER])).toEqual([2]);
+    await acksSent(); // held for ackDelayMs to go out together
     expect(broker.queue(GROUP_QUEUE)).toMatchObject({ ready: 0, unacked: 0 }); // acknowledged: no slot held while it waits
 
     await vi.advanceTimersByTimeAsync(100);
@@ -230,6 +235,7 @@ describe("broadcast subscribers", () => {
     await publisher.publish(placed, order("o-2"));
     for (let i = 0; i < 10; i++) await settle();
     expect(broker.queue(sub.deadLetterQueue)!.ready).toBe(2);
+    await acksSent(); // held for ackDelayMs to go out together
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0, consumers: 1 });
     expect(conn.lines.filter((l) => l.includes("exists with other arguments than the bounded dead-letter queue"))).toHaveLength(1);
   });

@@ -55,7 +55,8 @@ describe("client, server, event bus and reconnect options", () => {
 
 describe("subscription options", () => {
   it("applies defaults", () => {
-    expect(resolveSubscribeLimits({})).toEqual({ prefetch: 16, maxAttempts: 5, retryDelayMs: 200 });
+    expect(resolveSubscribeLimits({})).toEqual({ prefetch: 16, ackDelayMs: 10, maxAttempts: 5, retryDelayMs: 200 });
+    expect(resolveSubscribeLimits({ ackDelayMs: 0 })).toMatchObject({ ackDelayMs: 0 });
     expect(resolveSubscribeLimits({ retryDelayMs: 0, maxAttempts: 1 })).toMatchObject({ retryDelayMs: 0, maxAttempts: 1 });
   });
 
@@ -64,5 +65,7 @@ describe("subscription options", () => {
     expect(() => resolveSubscribeLimits({ maxAttempts: 1.5 })).toThrow(/maxAttempts must be an integer/);
     expect(() => resolveSubscribeLimits({ prefetch: -1 })).toThrow(/prefetch/);
     expect(() => resolveSubscribeLimits({ group: "has space" })).toThrow(/group "has space" must be/);
+    expect(() => resolveSubscribeLimits({ ackDelayMs: -1 })).toThrow(/ackDelayMs must be a positive number/);
+    expect(() => resolveSubscribeLimits({ ackDelayMs: 5000 })).toThrow(/ackDelayMs must be at most 1000/);
   });
 });

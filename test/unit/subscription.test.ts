@@ -1,4 +1,5 @@
 /** src/events/subscription.ts over the in-memory broker: handling, retries, dead letters, skipped messages, queues. */
+import { DEFAULT_ACK_DELAY_MS } from "../../src/core/options.js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ATTEMPT_HEADER, CONTENT_TYPE, CONTRACT_VERSION_HEADER, DEAD_ERROR_HEADER, DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, ORIGIN_EXCHANGE_HEADER, ORIGIN_ROUTING_KEY_HEADER } from "../../src/core/protocol.js";
 import type { MessageProperties } from "../../src/amqp/channel-source.js";
@@ -6,6 +7,9 @@ import { EventBus } from "../../src/events/bus.js";
 import type { EventContext } from "../../src/events/subscription.js";
 import { Orders, type OrderPlacedEvent } from "../../generated/orders/index.js";
 import { FakeBroker, type FakeConnection } from "../helpers/fake-channel-source.js";
+
+/** Lets the acknowledgements a subscription holds (ackDelayMs) go out. */
+const acksSent = () => vi.advanceTimersByTimeAsync(DEFAULT_ACK_DELAY_MS);
 
 const placed = Orders.events.orderPlaced;
 const order: OrderPlacedEvent = { orderId: "o-1", region: "eu", items: [{ sku: "apple", quantity: 2 }] };
@@ -43,6 +47,7 @@ describe("handling", () => {
     expect(seen[0]![0]).toEqual(order);
     expect(seen[0]![1]).toMatchObject({ service: "Orders", event: "order_placed", exchange: "events.Orders", routingKey: "orders.eu.placed", messageId: "m-1", attempt: 1, redelivered: false, headers: { tenant: "t1" } });
     expect(sub.queue).toBe("events.Orders.order_placed.billing");
+    await acksSent(); // held for ackDelayMs to go out together
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0, consumers: 1 });
   });
 
@@ -64,6 +69,7 @@ describe("handling", () => {
     await rawPublish("orders.eu.shipped", { orderId: "o-1", region: "eu", carrier: "dhl" }, { type: "order_shipped" });
     await settle();
     expect([handled, sub.skipped]).toEqual([[], 1]);
+    await acksSent(); // held for ackDelayMs to go out together
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
     expect(broker.queue(sub.deadLetterQueue)).toBeUndefined(); // broadcast subscribers' shared dead-letter queue is made by the first dead letter
   });
@@ -109,6 +115,7 @@ describe("retries and dead letters", () => {
       [ORIGIN_EXCHANGE_HEADER]: "events.Orders",
       [ORIGIN_ROUTING_KEY_HEADER]: "orders.eu.placed",
     });
+    await acksSent(); // held for ackDelayMs to go out together
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
   });
 
@@ -122,6 +129,7 @@ describe("retries and dead letters", () => {
     await vi.advanceTimersByTimeAsync(50);
     await settle();
     expect(calls).toBe(2);
+    await acksSent(); // held for ackDelayMs to go out together
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
     expect(broker.queue(sub.deadLetterQueue)!.ready).toBe(0);
   });
@@ -136,6 +144,7 @@ describe("retries and dead letters", () => {
     const dead = broker.queue(sub.deadLetterQueue)!.messages.map((m) => headersOf(m.properties));
     expect(dead.map((h) => [h[DEAD_REASON_HEADER], h[ATTEMPT_HEADER]])).toEqual([["invalid_event", 1], ["bad_message", 1]]);
     expect(dead[0]![DEAD_ERROR_HEADER]).toContain("/orderId");
+    await acksSent(); // held for ackDelayMs to go out together
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
   });
 
@@ -191,6 +200,60 @@ describe("retries and dead letters", () => {
     expect(broker.queue(sub.deadLetterQueue)!.ready).toBe(0);
     expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 1 });
     expect(conn.lines.join("\n")).toContain("the broker will redeliver it");
+  });
+});
+
+describe("acknowledgements", () => {
+  const publishOneByOne = async (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      await publisher.publish(placed, { ...order, orderId: `o-${i}` });
+      await settle(); // handled before the next is published: nothing to batch within a turn
+    }
+  };
+
+  it("holds handled events' acks up to a quarter of the prefetch or ackDelayMs, then sends one multiple ack", async () => {
+    const sub = await bus.subscribe(placed, () => {}, { group: "billing" }); // prefetch 16: up to 4 held, 10 ms
+    await publishOneByOne(0, 3);
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 3 });
+    await vi.advanceTimersByTimeAsync(DEFAULT_ACK_DELAY_MS - 1);
+    expect(broker.queue(sub.queue)!.unacked).toBe(3);
+    await vi.advanceTimersByTimeAsync(1); // ackDelayMs after the first of them
+    expect(broker.queue(sub.queue)!.unacked).toBe(0);
+    await publishOneByOne(3, 7); // the fourth held ack sends all four, with no wait
+    expect(broker.queue(sub.queue)!.unacked).toBe(0);
+    expect(conn.channels[0]!.acks).toEqual([
+      { tag: 3, multiple: true },
+      { tag: 7, multiple: true },
+    ]);
+  });
+
+  it("holds nothing with ackDelayMs 0, or with a prefetch below 8", async () => {
+    for (const options of [{ ackDelayMs: 0 }, { prefetch: 7 }]) {
+      const c = broker.connect();
+      const sub = await new EventBus(c).subscribe(placed, () => {}, { group: `g${options.prefetch ?? 0}`, ...options });
+      await publishOneByOne(0, 2);
+      expect(broker.queue(sub.queue)!.unacked).toBe(0);
+      expect(c.channels[0]!.acks).toEqual([
+        { tag: 1, multiple: false },
+        { tag: 2, multiple: false },
+      ]);
+    }
+  });
+
+  it("a channel lost while acks are held: the copies delivered again are acknowledged, not handled again", async () => {
+    const handled: string[] = [];
+    const sub = await bus.subscribe(placed, (p) => void handled.push(p.orderId), { group: "billing", ackDelayMs: 1000 });
+    await publishOneByOne(0, 3);
+    expect(broker.queue(sub.queue)!.unacked).toBe(3);
+    conn.drop();
+    await settle();
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 3, unacked: 0 }); // back in the queue, to come again
+    conn.reconnect();
+    for (let i = 0; i < 5; i++) await settle();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(handled).toEqual(["o-0", "o-1", "o-2"]);
+    expect(broker.queue(sub.queue)).toMatchObject({ ready: 0, unacked: 0 });
+    expect(conn.lines.filter((l) => l.includes("was handled already"))).toHaveLength(3);
   });
 });
 
