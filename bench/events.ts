@@ -47,7 +47,9 @@ const slices = Math.max(1, Math.round(Number(opt("slices", "6"))));
 const jitWarmupMs = Number(opt("jit-warmup", "2000"));
 const cpuProfDir = args.includes("--cpu-prof-dir") ? path.resolve(opt("cpu-prof-dir", "")) : undefined;
 const out = path.resolve(root, opt("out", "bench/results/events"));
-const impls = opt("impls", "baseline,warren").split(",") as EventImplName[];
+const impls = opt("impls", "baseline,baseline-props,warren").split(",") as EventImplName[];
+/** The hand-written implementations warren is compared with. */
+const baselines = impls.filter((i) => i === "baseline" || i === "baseline-props");
 for (const impl of impls) if (!(impl in EVENT_PUBLISHERS)) throw new Error(`unknown implementation ${impl}`);
 
 interface Cell {
@@ -232,12 +234,15 @@ const summary = cells.map((cell) => {
       return [impl, { eventsPerSec: median(eps), min: Math.min(...eps), max: Math.max(...eps), cpuPerEvent: { publisher: cpu("publisher"), consumer: cpu("consumer"), broker: cpu("broker") } }];
     }),
   ) as Record<EventImplName, { eventsPerSec: number; min: number; max: number; cpuPerEvent: Required<Cpu> }>;
-  const b = raw[cell.id]!.baseline;
   const w = raw[cell.id]!.warren;
-  // The ratio per repetition (both measured in the same interleaved window), and the ratio of the medians.
-  const perRep = b && w ? w.map((m, i) => m.eventsPerSec / b[i]!.eventsPerSec) : undefined;
-  const ratio = perRep ? { ofMedians: byImpl.warren.eventsPerSec / byImpl.baseline.eventsPerSec, medianPerRep: median(perRep), min: Math.min(...perRep), max: Math.max(...perRep) } : undefined;
-  return { cell, byImpl, ratio, perRep };
+  // Per baseline: the ratio per repetition (both measured in the same interleaved window), and the ratio of the medians.
+  const ratios = Object.fromEntries(
+    (w === undefined ? [] : baselines).map((base) => {
+      const perRep = w!.map((m, i) => m.eventsPerSec / raw[cell.id]![base]![i]!.eventsPerSec);
+      return [base, { ofMedians: byImpl.warren.eventsPerSec / byImpl[base].eventsPerSec, medianPerRep: median(perRep), min: Math.min(...perRep), max: Math.max(...perRep), perRep }];
+    }),
+  ) as Partial<Record<EventImplName, { ofMedians: number; medianPerRep: number; min: number; max: number; perRep: number[] }>>;
+  return { cell, byImpl, ratios };
 });
 
 const env = {
@@ -262,26 +267,30 @@ lines.push(`Command: \`${compiled ? "npm run bench:events --" : "npx tsx bench/e
 lines.push(`${env.date}; Node ${env.node}; ${env.cpus}; ${env.broker}; amqplib ${env.amqplib}; ajv ${env.ajv}.  `);
 lines.push(
   `Publishers in this process, each consumer in a child process of its own; broker, publishers and consumers share the machine. ` +
-    `Both: durable topic exchange, persistent messages, routing key \`orders.<region>.placed\`, an exclusive auto-delete queue bound with \`${BINDING_KEY}\`, prefetch ${EVENT_PREFETCH}, one ack per event, TCP_NODELAY; ` +
+    `All: durable topic exchange, persistent messages, routing key \`orders.<region>.placed\`, an exclusive auto-delete queue bound with \`${BINDING_KEY}\`, prefetch ${EVENT_PREFETCH}, TCP_NODELAY; the hand-written consumers ack each event, warren's holds acks (default \`ackDelayMs\`: up to 10 ms or 4 events, then one multiple ack); ` +
     `N in flight = N publishers each waiting for its event's publisher confirm before sending the next. ` +
     `amqplib baseline: ConfirmChannel \`publish\` with a confirm callback per message, \`JSON.stringify\` body, \`persistent\` + \`contentType\`; consumer \`JSON.parse\`, check, \`ack\`; no validation. ` +
+    `amqplib, warren's properties: the same, also sending what warren sends (type, UUID message id, timestamp, contract-version header; over RabbitMQ 3.10's 64-byte step for properties, see \`npm run bench:props\`). ` +
     `warren: generated \`OrdersPublisher.publishOrderPlaced\` on \`conn.events()\` (payload schema-checked, confirm awaited; also sends type, message id, timestamp, contract-version header) and \`OrdersSubscriber.onOrderPlaced\` (content type, contract version and payload schema checked before the handler; ack after it). ` +
     `An event counts once published, confirmed and consumed (each slice ends when its consumer has consumed all it published); every event is checked, each sequence number exactly once. ` +
     `${reps} repetitions, order rotating per repetition; untimed JIT warm-up of ${jitWarmupMs} ms per implementation first; ${durationMs} ms of publishing per cell and implementation per repetition, in ${slices} slices interleaved A B A B …; medians over repetitions, spread = min–max. Wall time ${env.wallSeconds} s.`,
   "",
 );
 const head = ["cell", ...impls.flatMap((i) => [`${EVENT_IMPL_LABEL[i]} events/s`, "spread"])];
-const both = impls.includes("baseline") && impls.includes("warren");
-if (both) head.push("warren ÷ baseline (of medians)", "per-rep ratio median", "per-rep ratio min–max");
+const compared = impls.includes("warren") ? baselines : [];
+for (const base of compared) head.push(`warren ÷ ${EVENT_IMPL_LABEL[base]} (of medians)`, "per-rep median", "per-rep min–max");
 lines.push(`| ${head.join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`);
 for (const s of summary) {
   const row = [s.cell.label, ...impls.flatMap((i) => [f0(s.byImpl[i].eventsPerSec), `${f0(s.byImpl[i].min)}–${f0(s.byImpl[i].max)}`])];
-  if (s.ratio) row.push(f2(s.ratio.ofMedians), f2(s.ratio.medianPerRep), `${f2(s.ratio.min)}–${f2(s.ratio.max)}`);
+  for (const base of compared) {
+    const r = s.ratios[base]!;
+    row.push(f2(r.ofMedians), f2(r.medianPerRep), `${f2(r.min)}–${f2(r.max)}`);
+  }
   lines.push(`| ${row.join(" | ")} |`);
 }
-if (both) {
-  const ok = summary.every((s) => s.ratio!.ofMedians >= 1.0);
-  lines.push("", `Target: warren (validation on) ≥ 1.0× baseline events/s in every cell: **${ok ? "met" : "missed"}** (${summary.map((s) => `${s.cell.id} ${f2(s.ratio!.ofMedians)}`).join(", ")}).`);
+for (const base of compared) {
+  const ok = summary.every((s) => s.ratios[base]!.ofMedians >= 1.0);
+  lines.push("", `Target: warren (validation on) ≥ 1.0× ${EVENT_IMPL_LABEL[base]} events/s in every cell: **${ok ? "met" : "missed"}** (${summary.map((s) => `${s.cell.id} ${f2(s.ratios[base]!.ofMedians)}`).join(", ")}).`);
 }
 lines.push("", "CPU time per event (µs, user+system, slices only, drain included; median over repetitions). The 2 cores are shared by broker, publishers and consumers.", "");
 const cpuHead = ["cell", ...impls.flatMap((i) => [`${EVENT_IMPL_LABEL[i]} publisher`, "consumer", "broker"])];
@@ -291,10 +300,11 @@ for (const s of summary) {
 }
 lines.push("", "Per repetition (events/s):", "");
 for (const s of summary) {
-  lines.push(`- ${s.cell.id}: ${impls.map((i) => `${i} ${raw[s.cell.id]![i]!.map((r) => f0(r.eventsPerSec)).join(" / ")}`).join("; ")}${s.perRep ? `; ratio ${s.perRep.map(f2).join(" / ")}` : ""}`);
+  const ratios = compared.map((base) => `; warren ÷ ${base} ${s.ratios[base]!.perRep.map(f2).join(" / ")}`).join("");
+  lines.push(`- ${s.cell.id}: ${impls.map((i) => `${i} ${raw[s.cell.id]![i]!.map((r) => f0(r.eventsPerSec)).join(" / ")}`).join("; ")}${ratios}`);
 }
 const md = lines.join("\n") + "\n";
 await mkdir(path.dirname(out), { recursive: true });
 await writeFile(`${out}.md`, md);
-await writeFile(`${out}.json`, JSON.stringify({ env, args, summary: summary.map((s) => ({ cell: s.cell, ...s.byImpl, ratio: s.ratio, perRep: s.perRep })), raw }, null, 2) + "\n");
+await writeFile(`${out}.json`, JSON.stringify({ env, args, summary: summary.map((s) => ({ cell: s.cell, ...s.byImpl, ratios: s.ratios })), raw }, null, 2) + "\n");
 console.log(`\n${md}\nwritten: ${path.relative(process.cwd(), out)}.md and .json`);

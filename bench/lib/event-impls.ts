@@ -1,21 +1,26 @@
 /**
- * The two event implementations under test, each as a publisher factory (used
+ * The event implementations under test, each as a publisher factory (used
  * in the benchmark process) and a consumer factory (run in a child process,
- * see event-consumer-child.ts). Both use a durable topic exchange, persistent
+ * see event-consumer-child.ts). All use a durable topic exchange, persistent
  * messages (delivery mode 2), routing key `orders.<region>.placed`, an
  * exclusive auto-delete server-named queue bound with `orders.*.placed`,
- * prefetch 16 (warren's default subscription prefetch), one ack per event
- * after it was checked, and TCP_NODELAY:
+ * prefetch 16 (warren's default subscription prefetch), and TCP_NODELAY:
  *
  * - `baseline`: hand-written amqplib. ConfirmChannel publisher with a confirm
  *   callback per message, body `JSON.stringify`, properties `persistent` and
- *   `contentType`; consumer `JSON.parse`, check, `ack`. No validation.
+ *   `contentType`; consumer `JSON.parse`, check, `ack` (one per event). No validation.
+ * - `baseline-props`: the same hand-written amqplib, sending the properties
+ *   warren sends (type, a UUID message id, timestamp, the contract-version
+ *   header): what a hand-written publisher with the same wire contract costs.
+ *   Over 64 bytes of properties cost RabbitMQ 3.10 a step more per message
+ *   (`npm run bench:props`), which the minimal baseline never pays.
  * - `warren`: the generated `OrdersPublisher.publishOrderPlaced` over
  *   `conn.events()` (payload validated against the contract before it is
  *   sent; waits for the publisher confirm; sends type, message id, timestamp
  *   and the contract-version header as well), and
  *   `OrdersSubscriber.onOrderPlaced` (content type, contract version and
- *   payload schema checked before the handler runs; ack after it returns).
+ *   payload schema checked before the handler runs; ack after it returns,
+ *   held with others' per the default `ackDelayMs`).
  * - `warren-nocoalesce` (experiment, not in the default run): warren with the
  *   connection option `coalesceWrites: false` at both ends, i.e. amqplib's own
  *   write path, to tell what warren's write path does to events.
@@ -23,17 +28,20 @@
  *   `ackDelayMs: 0`, each turn's acks sent at its end instead of held to go
  *   out together, to tell what holding acks does to events.
  */
-import amqp, { type ConsumeMessage } from "amqplib";
+import amqp, { type ConsumeMessage, type Options } from "amqplib";
+import { v4 as uuidv4 } from "uuid";
 import { connect, lineLogger } from "../../src/index.js";
-import { OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.js";
+import { Orders, OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.js";
+import { CONTRACT_VERSION_HEADER } from "../../src/core/protocol.js";
 import { EventCheck, orderEvent, orderRoutingKey, type EventSize } from "./event-payload.js";
 
 /** Names of the event implementations. */
-export type EventImplName = "baseline" | "warren" | "warren-nocoalesce" | "warren-ack0";
+export type EventImplName = "baseline" | "baseline-props" | "warren" | "warren-nocoalesce" | "warren-ack0";
 
 /** How each implementation is labelled in the results. */
 export const EVENT_IMPL_LABEL: Record<EventImplName, string> = {
   baseline: "amqplib baseline",
+  "baseline-props": "amqplib, warren's properties",
   warren: "warren",
   "warren-nocoalesce": "warren, coalesceWrites off",
   "warren-ack0": "warren, ackDelayMs 0",
@@ -65,8 +73,8 @@ export interface EventNames {
 
 const quiet = lineLogger((line) => console.error(line));
 
-/** Hand-written amqplib confirm-channel publisher. */
-export async function baselinePublisher(url: string, names: EventNames): Promise<EventPublisherImpl> {
+/** Hand-written amqplib confirm-channel publisher; `withProperties` sends warren's properties too. */
+export async function baselinePublisher(url: string, names: EventNames, withProperties = false): Promise<EventPublisherImpl> {
   const conn = await amqp.connect(url, { noDelay: true });
   conn.on("error", () => {});
   const ch = await conn.createConfirmChannel();
@@ -75,7 +83,10 @@ export async function baselinePublisher(url: string, names: EventNames): Promise
     publish: (seq, size) =>
       new Promise<void>((resolve, reject) => {
         const order = orderEvent(seq, size);
-        ch.publish(names.exchange, orderRoutingKey(order), Buffer.from(JSON.stringify(order)), { persistent: true, contentType: "application/json" }, (err) =>
+        const props: Options.Publish = withProperties
+          ? { persistent: true, contentType: "application/json", type: "order_placed", messageId: uuidv4(), timestamp: Math.floor(Date.now() / 1000), headers: { [CONTRACT_VERSION_HEADER]: Orders.version } }
+          : { persistent: true, contentType: "application/json" };
+        ch.publish(names.exchange, orderRoutingKey(order), Buffer.from(JSON.stringify(order)), props, (err) =>
           err ? reject(err) : resolve(),
         );
       }),
@@ -149,7 +160,8 @@ export async function warrenConsumer(url: string, names: EventNames, onError: (e
 
 /** Publisher factories by implementation. */
 export const EVENT_PUBLISHERS: Record<EventImplName, (url: string, names: EventNames) => Promise<EventPublisherImpl>> = {
-  baseline: baselinePublisher,
+  baseline: (url, names) => baselinePublisher(url, names),
+  "baseline-props": (url, names) => baselinePublisher(url, names, true),
   warren: warrenPublisher,
   "warren-nocoalesce": (url, names) => warrenPublisher(url, names, false),
   "warren-ack0": (url, names) => warrenPublisher(url, names),
@@ -158,7 +170,8 @@ export const EVENT_PUBLISHERS: Record<EventImplName, (url: string, names: EventN
 /** Consumer factories by implementation. */
 export const EVENT_CONSUMERS: Record<EventImplName, (url: string, names: EventNames, onError: (err: unknown) => void) => Promise<EventConsumerImpl>> = {
   baseline: baselineConsumer,
-  warren: warrenConsumer,
+  "baseline-props": baselineConsumer,
+  warren: (url, names, onError) => warrenConsumer(url, names, onError),
   "warren-nocoalesce": (url, names, onError) => warrenConsumer(url, names, onError, false),
   "warren-ack0": (url, names, onError) => warrenConsumer(url, names, onError, true, 0),
 };
