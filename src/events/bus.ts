@@ -319,6 +319,11 @@ export class EventBus implements EventTransport {
     return subscription;
   }
 
+  /** @internal Sends every subscription's held acks now (see {@link SubscribeOptions.ackDelayMs}); for warren/testing's `idle()`. */
+  flushAcks(): void {
+    for (const subscription of this.#subscriptions) subscription.flushAcks();
+  }
+
   /** Stops every subscription gracefully (in-flight handlers finish), then closes the publish channel. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;

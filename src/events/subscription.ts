@@ -397,6 +397,11 @@ export class EventSubscription implements Subscription {
     else acks.done(msg.fields.deliveryTag, msg);
   }
 
+  /** @internal Sends the acks held for handled events now (warren/testing's `idle()`: finished handlers leave nothing unacknowledged). */
+  flushAcks(): void {
+    this.#currentAcks?.flush();
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#consumer.cancel();

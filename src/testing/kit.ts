@@ -114,13 +114,16 @@ export class TestKit {
 
   /**
    * Resolves once the broker is quiet: no message waits in a queue that has a consumer, no
-   * delivery is unacknowledged (every handler has finished), no fault holds a message. Use it
+   * delivery is unacknowledged (every handler has finished; acks an event subscription holds
+   * to send together are sent at once, not waited for), no fault holds a message. Use it
    * after publishing events, whose handlers run after `publish` resolves.
    * @throws Error after `timeoutMs` of real time, naming what is still busy.
    */
   async idle(options: { timeoutMs?: number } = {}): Promise<void> {
     const end = realNow() + (options.timeoutMs ?? 5000);
     for (let turn = 0; ; turn++) {
+      // Acks a subscription holds to send together (ackDelayMs) are for finished handlers: sent now, not waited for.
+      for (const { part } of this.#parts) if (part instanceof EventBus) part.flushAcks();
       // Quiet twice in a row, one turn apart: a delivery, reply or confirm may be one tick away.
       if (this.#quiet()) {
         await this.#turn(0);
