@@ -10,6 +10,7 @@ import type { ErrorSink } from "./errors.js";
 import { pointerJoin } from "./errors.js";
 import type { Loaded, LoadedFile } from "./load.js";
 import { pascalCase } from "./naming.js";
+import { didYouMean } from "./suggest.js";
 
 /** A JSON Schema as plain data. */
 export type Schema = boolean | { readonly [keyword: string]: unknown };
@@ -133,7 +134,7 @@ export class Bundler {
     const defKey = match[1].replace(/~1/g, "/").replace(/~0/g, "~");
     if (filePart === "") {
       const name = local.get(defKey);
-      if (name === undefined) this.sink.add(file.display, at, `unresolved $ref "${ref}": this file has no $defs/${defKey}`);
+      if (name === undefined) this.sink.add(file.display, at, `unresolved $ref "${ref}": this file has no $defs/${defKey}${didYouMean(defKey, local.keys())}`);
       else if (this.loaded.shared.get(file.key) === file) onShared(name);
       return name;
     }
@@ -142,12 +143,12 @@ export class Bundler {
     if (!target) {
       const why = targetKey.startsWith("../") ? "it points outside the schemas directory"
         : targetKey.endsWith(".service.json") ? "a service file cannot be referenced; move shared types to schemas/common/"
-        : `file ${targetKey} not found in the schemas directory`;
+        : `file ${targetKey} not found in the schemas directory${didYouMean(targetKey, this.loaded.shared.keys())}`;
       this.sink.add(file.display, at, `unresolved $ref "${ref}": ${why}`);
       return undefined;
     }
     const name = this.#sharedNames.get(`${target.key}#${defKey}`);
-    if (name === undefined) this.sink.add(file.display, at, `unresolved $ref "${ref}": ${target.key} has no $defs/${defKey}`);
+    if (name === undefined) this.sink.add(file.display, at, `unresolved $ref "${ref}": ${target.key} has no $defs/${defKey}${didYouMean(defKey, Object.keys(defsOf(target)))}`);
     else onShared(name);
     return name;
   }

@@ -16,6 +16,7 @@ const BAD: Record<string, RegExp> = {
   "meta-schema-violation": /bad\.service\.json:\d+:\d+ #\/methods\/ok\/request\/type: must be one of "array"/,
   "unresolved-ref-in-file": /lost\.service\.json:\d+:\d+ #\/methods\/find\/request\/\$ref: unresolved \$ref "#\/\$defs\/Missing"/,
   "unresolved-ref-cross-file": /lost\.service\.json:\d+:\d+ #\/methods\/find\/request\/properties\/a\/\$ref: unresolved \$ref "common\/nope\.json/,
+  "unresolved-ref-typo": /atlas\.service\.json:\d+:\d+ #\/methods\/find\/request\/properties\/a\/\$ref: unresolved \$ref "#\/\$defs\/Pont": this file has no \$defs\/Pont; did you mean "Point"\?/,
   "duplicate-method-names": /dup\.service\.json:\d+:\d+ #\/methods\/add: duplicate key "add"/,
   "name-clash": /clash\.service\.json:\d+:\d+ #\/methods\/addPoint: methods "add_point" and "addPoint" both become "addPoint"/,
   "reserved-names": /reserved\.service\.json:\d+:\d+ #\/methods\/then: method name "then" is reserved/,
