@@ -91,15 +91,18 @@ export async function runDlq(action: DlqAction, positional: readonly string[], f
   });
 }
 
-/** `<exchange>.<event>.<group>.dead`, or `<exchange>.<event>.dead` without a group. */
+/**
+ * `<exchange>.<event>.<group>.dead`, or `<exchange>.<event>.dead` without a
+ * group; for `Service` alone, the dead letters of a subscription to several of
+ * its events (`subscribeAll`): `<exchange>.<group>.dead`, or `<exchange>.dead`.
+ */
 async function queueOf(target: string | undefined, flags: DlqFlags, io: Io): Promise<string> {
-  if (target === undefined) throw new CliError(Exit.usage, "which dead letters? write Service.event [--group GROUP], or --queue NAME");
+  if (target === undefined) throw new CliError(Exit.usage, "which dead letters? write Service.event [--group GROUP] (Service alone for a subscribeAll queue's), or --queue NAME");
   const { service: serviceName, member } = splitTarget(target);
-  if (member === undefined || member === "") throw new CliError(Exit.usage, `"${target}" names no event; write Service.event, e.g. Orders.order_placed`);
+  if (member === "") throw new CliError(Exit.usage, `"${target}" names no event; write Service.event, e.g. Orders.order_placed, or Service alone for a subscribeAll queue's dead letters`);
   const contracts = await loadContracts(flags, io.cwd);
   const service = findService(contracts, serviceName);
-  const event = findEvent(service, member);
-  const base = `${service.exchange.name}.${event.wireName}`;
+  const base = member === undefined ? service.exchange.name : `${service.exchange.name}.${findEvent(service, member).wireName}`;
   return flags.group === undefined ? `${base}.dead` : `${base}.${flags.group}.dead`;
 }
 

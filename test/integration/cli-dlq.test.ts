@@ -84,6 +84,34 @@ describe("warren dlq", () => {
     await ch.close();
   });
 
+  it("Service alone names the dead letters of a subscription to several of its events (subscribeAll)", async () => {
+    const names = greeterNames();
+    const contract = greeterContract(names) as { events: Record<string, unknown> };
+    const payload = { type: "object", required: ["name"], additionalProperties: false, properties: { name: { type: "string" } } };
+    contract.events.waved = { description: "Someone was waved at.", routingKey: "waves", payload };
+    const schemas = await tempSchemas({ "greeter.service.json": contract });
+    const { model } = await loadContracts({ schemas }, process.cwd());
+    const Greeter = descriptorOf(model.services[0]!, model);
+    const group = "all";
+    deleteAfter(`${names.exchange}.${group}`);
+    const dead = deleteAfter(`${names.exchange}.${group}.dead`);
+    const conn = await openConnection();
+    const bus = conn.events();
+    const fail = () => {
+      throw new Error("audit store is down");
+    };
+    const sub = await bus.subscribeAll(Greeter, { greeted: fail, waved: fail }, { group, maxAttempts: 1 });
+    expect(sub.deadLetterQueue).toBe(dead);
+    await bus.publish(Greeter.events.greeted!, { name: "Ada", lang: "en" }, { messageId: "m-ada" });
+    const ch = await conn.channel();
+    await until(async () => (await ch.checkQueue(dead)).messageCount === 1, "one dead letter");
+    await ch.close();
+    const list = await warrenHere(["dlq", "list", "Greeter", "--group", group, "--schemas", schemas]);
+    expect(list).toMatchObject({ code: 0, stderr: "" });
+    expect(list.stdout).toMatch(new RegExp(`^${dead.replace(/\./g, "\\.")}: 1 dead letter\\n`));
+    expect(list.stdout).toMatch(/1 +m-ada +greeted +handler_failed +1 +greetings\.en +audit store is down/);
+  });
+
   it("a missing dead-letter queue, an unknown event, no target, an unknown dead letter: one line each", async () => {
     const names = greeterNames();
     const schemas = await tempSchemas({ "greeter.service.json": greeterContract(names) });
@@ -96,7 +124,7 @@ describe("warren dlq", () => {
     expect([missing.code, event.code, none.code, both.code]).toEqual([5, 2, 2, 2]);
     expect(oneLine(missing)).toBe(`warren: no queue "${names.exchange}.greeted.nobody.dead" on the broker (no subscriber has dead-lettered anything there, or the name is wrong)`);
     expect(oneLine(event)).toBe('warren: Greeter has no event "greet"; events: greeted');
-    expect(oneLine(none)).toBe("warren: which dead letters? write Service.event [--group GROUP], or --queue NAME");
+    expect(oneLine(none)).toBe("warren: which dead letters? write Service.event [--group GROUP] (Service alone for a subscribeAll queue's), or --queue NAME");
     expect(oneLine(both)).toBe("warren: --queue names the dead-letter queue itself; it does not combine with --group");
     const spawned = await warren(["dlq", "show", "--queue", `${names.exchange}.none.dead`, "1"]);
     expect(spawned.code).toBe(5);
