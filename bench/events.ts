@@ -13,7 +13,8 @@
  * publisher sends its next event once the previous one is confirmed); an
  * event counts once it was published, confirmed and consumed. Cells run
  * interleaved: each implementation's window is cut in `slices` slices run
- * A B A B …, the order rotating per repetition; every slice ends when the
+ * A B A B …, the order rotating and reversing per repetition (see
+ * `balancedOrder`: each implementation follows each other equally often); every slice ends when the
  * consumer has consumed everything published in it, so no backlog carries
  * over. Reported numbers are medians over repetitions, with the spread
  * (min–max). Every event is checked: content, and each sequence number seen
@@ -27,7 +28,7 @@ import amqp from "amqplib";
 import { runEventSlice } from "./lib/event-driver.js";
 import { BINDING_KEY, EVENT_IMPL_LABEL, EVENT_PREFETCH, EVENT_PUBLISHERS, type EventImplName, type EventNames, type EventPublisherImpl } from "./lib/event-impls.js";
 import { EVENT_BYTES, type EventSize } from "./lib/event-payload.js";
-import { median } from "./lib/stats.js";
+import { balancedOrder, median } from "./lib/stats.js";
 import { childCpuMicros, procCpuMicros, selfCpuMicros } from "./lib/cpu.js";
 import { brokerPidOnPort } from "./lib/broker-pid.js";
 import { stopChildren } from "./lib/child.js";
@@ -182,7 +183,7 @@ try {
     }
   }
   for (let rep = 1; rep <= reps; rep++) {
-    const order = impls.map((_, i) => impls[(i + rep - 1) % impls.length]!);
+    const order = balancedOrder(impls, rep);
     for (const cell of cells) {
       const acc = new Map(order.map((impl) => [impl, { events: 0, seconds: 0, cpu: { publisher: 0, consumer: 0, broker: 0 }, cpuSeen: { publisher: true, consumer: true, broker: true } }]));
       for (let s = 0; s < slices; s++) {
@@ -273,7 +274,7 @@ lines.push(
     `amqplib, warren's properties: the same, also sending what warren sends (type, UUID message id, timestamp, contract-version header; over RabbitMQ 3.10's 64-byte step for properties, see \`npm run bench:props\`). ` +
     `warren: generated \`OrdersPublisher.publishOrderPlaced\` on \`conn.events()\` (payload schema-checked, confirm awaited; also sends type, message id, timestamp, contract-version header) and \`OrdersSubscriber.onOrderPlaced\` (content type, contract version and payload schema checked before the handler; ack after it). ` +
     `An event counts once published, confirmed and consumed (each slice ends when its consumer has consumed all it published); every event is checked, each sequence number exactly once. ` +
-    `${reps} repetitions, order rotating per repetition; untimed JIT warm-up of ${jitWarmupMs} ms per implementation first; ${durationMs} ms of publishing per cell and implementation per repetition, in ${slices} slices interleaved A B A B …; medians over repetitions, spread = min–max. Wall time ${env.wallSeconds} s.`,
+    `${reps} repetitions, the order rotating and reversing per repetition (each implementation follows each other equally often); untimed JIT warm-up of ${jitWarmupMs} ms per implementation first; ${durationMs} ms of publishing per cell and implementation per repetition, in ${slices} slices interleaved A B A B …; medians over repetitions, spread = min–max. Wall time ${env.wallSeconds} s.`,
   "",
 );
 const head = ["cell", ...impls.flatMap((i) => [`${EVENT_IMPL_LABEL[i]} events/s`, "spread"])];

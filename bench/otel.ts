@@ -12,8 +12,8 @@
  *
  * Each variant's server runs in its own child process; the three clients live
  * in this process, one running at a time. Within a repetition each cell's
- * window is cut in `slices` slices run A B C D A B C D …, the order rotating per
- * repetition (A B C D, B C D A, …), so the variants are measured close
+ * window is cut in `slices` slices run A B C D A B C D …, the order rotating and reversing per
+ * repetition (A B C D, D C B A, B C D A, …), so the variants are measured close
  * together in time on this shared machine. Reported: medians over
  * repetitions with their min–max, each variant's calls/s as a ratio of `off`'s
  * in the same repetition, and CPU per call of client and server.
@@ -32,7 +32,7 @@ import { RpcClient } from "../src/rpc/client.js";
 import { RpcServer } from "../src/rpc/server.js";
 import { MemoryBroker } from "../src/testing/memory-broker.js";
 import { warrenTelemetry } from "../src/otel/index.js";
-import { Samples, median, percentile } from "./lib/stats.js";
+import { Samples, balancedOrder, median, percentile } from "./lib/stats.js";
 import { stopChildren } from "./lib/child.js";
 import { BENCH_URL, benchRoot, option } from "./lib/cli.js";
 
@@ -156,7 +156,7 @@ try {
   for (const v of VARIANTS) await runCell(clients.get(v)!.add, 16, jitWarmupMs, 1);
 
   for (let rep = 0; rep < reps; rep++) {
-    const order = VARIANTS.map((_, i) => VARIANTS[(i + rep) % VARIANTS.length]!);
+    const order = balancedOrder(VARIANTS, rep + 1);
     for (const cell of cells) {
       const acc = new Map(VARIANTS.map((v) => [v, { calls: 0, seconds: 0, samples: new Samples(), clientCpu: 0, serverCpu: 0 }]));
       for (let s = 0; s < slices; s++) {
@@ -197,7 +197,7 @@ try {
   const lines = [
     `# warren telemetry overhead (\`npm run bench:otel\`)`,
     "",
-    `${new Date().toISOString()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), node ${process.version}; ${reps} repetitions × ${slices} slices of ${durationMs} ms per cell, order rotating; medians (min–max over repetitions).`,
+    `${new Date().toISOString()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), node ${process.version}; ${reps} repetitions × ${slices} slices of ${durationMs} ms per cell, order rotating and reversing; medians (min–max over repetitions).`,
     "",
     ...memoryLines,
     `## Over RabbitMQ: each variant's server in its own process, its client in this one`,

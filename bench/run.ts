@@ -15,7 +15,8 @@
  * clients live in this process. Cells run interleaved: for each repetition,
  * for each cell, the window (warm-up and measurement) is cut in `slices`
  * slices, and every implementation runs one slice in turn, A B C A B C …, the
- * order rotating by one per repetition (A B C, B C A, C A B). A repetition's
+ * order rotating and reversing per repetition (A B C, C B A, B C A, …; each
+ * implementation follows each other equally often). A repetition's
  * result for an implementation merges its slices. Reported
  * numbers are medians over repetitions. Every reply is checked; a wrong reply
  * aborts the run.
@@ -28,7 +29,7 @@ import amqp from "amqplib";
 import { runCell, type CellResult } from "./lib/driver.js";
 import { CLIENTS, IMPL_LABEL, PREFETCH, SERVERS, loadRabbitmqClient, type BenchClientImpl, type BenchServerImpl, type ImplName, type Queues } from "./lib/impls.js";
 import { ECHO_BYTES, addRequest, checkAdd, checkEcho, echoRequest } from "./lib/payload.js";
-import { Samples, median, percentile } from "./lib/stats.js";
+import { Samples, balancedOrder, median, percentile } from "./lib/stats.js";
 import { brokerPid, childCpuMicros, procCpuMicros, selfCpuMicros } from "./lib/cpu.js";
 import { stopChildren } from "./lib/child.js";
 import { brokerVersion, pkgVersion } from "./lib/versions.js";
@@ -182,8 +183,8 @@ try {
     }
   }
   for (let rep = 1; rep <= reps; rep++) {
-    // Each repetition starts with the next implementation (A B C, B C A, C A B), so none always runs first or after the same one.
-    const order = impls.map((_, i) => impls[(i + rep - 1) % impls.length]!);
+    // Rotated and reversed per repetition (A B C, C B A, B C A, …), so none always runs first or after the same one.
+    const order = balancedOrder(impls, rep);
     for (const cell of cells) {
       // The cell's window in slices, implementations alternating within the repetition's order:
       // what drifts on a shared machine (process placement, the broker's state) hits all of them alike.
@@ -285,7 +286,7 @@ lines.push("# warren RPC benchmark", "");
 lines.push(`Command: \`${compiled ? "npm run bench --" : "npx tsx bench/run.ts"} ${args.join(" ")}\`${compiled ? " (tsc output, plain node)" : " (through tsx)"}  `.replace(/ +`/, "`").replace(/ --`/, "`"));
 lines.push(`${env.date}; Node ${env.node}; ${env.cpus}; ${env.broker}; amqplib ${env.amqplib}; ajv ${env.ajv}; rabbitmq-client ${env.rabbitmqClient}.  `);
 lines.push(
-  `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, the order rotating per repetition (A B C, B C A, C A B); ` +
+  `Servers: ${env.servers}. Broker, servers and clients share the machine. ${reps} repetitions, the order rotating and reversing per repetition (A B C, C B A, B C A, …: each follows each other equally often); ` +
     `untimed JIT warm-up of ${jitWarmupMs * 2} ms per implementation first; ${warmupMs} ms warm-up + ${durationMs} ms measured per cell and implementation, in ${slices} slices interleaved A B C A B C …; medians over repetitions. Prefetch ${PREFETCH}; small = \`add({a,b}) -> {sum}\`; ` +
     `4 KB = \`Bench.echo\` (${ECHO_BYTES} B JSON each way). Latencies in ms. Total wall time ${env.wallSeconds} s.`,
   "",

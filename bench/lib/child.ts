@@ -3,13 +3,20 @@ import type { ChildProcess } from "node:child_process";
 
 /**
  * Runs in a server child: starts the server, tells the parent `{ ready: true }`
- * (or `{ error }`) over IPC, and closes it on the message "stop".
+ * (or `{ error }`) over IPC, and closes it on the message "stop". Exits at
+ * once when the parent disconnects without "stop" (it was killed).
  */
 export async function serveInChild(start: () => Promise<{ close(): Promise<unknown> }>): Promise<void> {
+  let stopping = false;
+  // The parent went away without "stop" (killed): exit rather than linger consuming the broker's queues.
+  process.once("disconnect", () => {
+    if (!stopping) process.exit(1);
+  });
   try {
     const server = await start();
     process.on("message", (m) => {
       if (m !== "stop") return;
+      stopping = true;
       void server
         .close()
         .catch(() => {})

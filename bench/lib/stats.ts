@@ -33,3 +33,22 @@ export class Samples {
     return this.#buf.slice(0, this.#n).sort();
   }
 }
+
+/**
+ * The order in which `items` take turns in repetition `rep` (1-based). Slices
+ * repeat one order (A B C A B C …), so what matters besides who goes first is
+ * who follows whom: whatever one implementation leaves behind on the shared
+ * broker (garbage to collect, acks or confirms still in flight) is paid by the
+ * next. Plain rotation (A B C, B C A, C A B) never changes that: C always
+ * follows B. So the direction flips every repetition and the rotation moves
+ * every other one (A B C, C B A, B C A, B A C, C A B, A C B): with two or three
+ * items every pair of repetitions has each item follow each other item equally
+ * often (with more, each follows two of the others), and 2 × n repetitions
+ * have each item first equally often.
+ */
+export function balancedOrder<T>(items: readonly T[], rep: number): T[] {
+  const k = rep - 1;
+  const base = k % 2 === 0 ? items : [...items].reverse();
+  const shift = Math.floor(k / 2) % items.length;
+  return base.map((_, i) => base[(i + shift) % base.length]!);
+}
