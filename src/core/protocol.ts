@@ -167,11 +167,23 @@ export function isReplyCode(code: string): boolean {
   return !isFrameworkCode(code) || SERVER_CODES.includes(code);
 }
 
+/**
+ * For an {@link RpcError} whose code only a caller or a publisher raises
+ * (`timeout`, `no_server`, `connection_lost`, `rejected`, …: not
+ * {@link isReplyCode}) that escaped a handler, what happened: a call or
+ * publish the handler made failed, with that code and message. `undefined`
+ * for anything else.
+ */
+export function describeFailedCall(err: unknown): string | undefined {
+  if (!(err instanceof RpcError) || isReplyCode(err.code)) return undefined;
+  return `a call or publish the handler made failed (${err.code}: ${err.message})`;
+}
+
 /** The wire body of an error raised on the server; internal details only when `expose` is set. */
 export function serverErrorBody(err: RpcError, expose: boolean): ErrorBody {
   const body: ErrorBody = { code: err.code, message: err.message };
   if (err.data !== undefined) body.data = err.data;
-  if (expose && err.cause instanceof Error) body.data = { ...(body.data as object), cause: err.cause.message, stack: err.cause.stack };
+  if (expose && err.cause instanceof Error) body.data = { ...(body.data as object), cause: describeFailedCall(err.cause) ?? err.cause.message, stack: err.cause.stack };
   return body;
 }
 

@@ -39,6 +39,7 @@ import {
   ORIGIN_ROUTING_KEY_HEADER,
   RETRY_QUEUE_INFIX,
   decodeBody,
+  describeFailedCall,
   readAttempt,
 } from "../core/protocol.js";
 import { checkBindingKey, defaultBindingKey } from "../core/routing.js";
@@ -488,11 +489,14 @@ export class EventSubscription implements Subscription {
     this.#outcome(run, false);
     const { channel, msg } = run;
     const reason = err instanceof Error ? err.message : String(err);
+    // A call or publish the handler made failed: the line says so, with its code as a field and no stack (it names the call and why).
+    const failedCall = describeFailedCall(err);
+    const about = failedCall === undefined ? { err } : { cause: (err as RpcError).code };
     if (attempt >= this.#limits.maxAttempts) {
-      this.#bus.logger.error({ ...this.#fields(msg), queue: this.deadLetterQueue, code: "handler_failed", attempt, err }, `handler failed ${attempt} time(s), dead-lettering to "${this.deadLetterQueue}": ${reason}`);
+      this.#bus.logger.error({ ...this.#fields(msg), queue: this.deadLetterQueue, code: "handler_failed", attempt, ...about }, `handler failed ${attempt} time(s), dead-lettering to "${this.deadLetterQueue}": ${failedCall ?? reason}`);
       return this.#deadLetter(channel, msg, "handler_failed", reason);
     }
-    this.#bus.logger.warn({ ...this.#fields(msg), attempt, err }, `handler failed (attempt ${attempt} of ${this.#limits.maxAttempts}), retrying: ${reason}`);
+    this.#bus.logger.warn({ ...this.#fields(msg), attempt, ...about }, `handler failed (attempt ${attempt} of ${this.#limits.maxAttempts}), retrying: ${failedCall ?? reason}`);
     return this.#retry(channel, msg, attempt);
   }
 

@@ -18,6 +18,7 @@ import {
   ERROR_TYPE,
   RESULT_TYPE,
   decodeBody,
+  describeFailedCall,
   encodeBody,
   readDeadline,
   replyToProblem,
@@ -82,6 +83,15 @@ export interface ServerOptions extends BaseServerOptions {
 
 /** Codes besides the declared ones that a handler or an interceptor may refuse a request with; anything else becomes `internal`. */
 const REFUSAL_CODES: ReadonlySet<string> = new Set<Code>(["unimplemented", "unauthenticated", "permission_denied", "invalid_request", "idempotency_conflict"]);
+
+/**
+ * Codes of a handler's failed call or publish that this service's own setup
+ * or code must fix (its permissions, what it declares, an event it built):
+ * logged as errors. The others (`timeout`, `no_server`, `connection_lost`,
+ * `canceled`, `rejected`) say a peer or the broker failed or was slow, which
+ * that side logs: warnings.
+ */
+const FIX_HERE_CODES: ReadonlySet<string> = new Set<Code>(["setup_failed", "access_refused", "invalid_event"]);
 
 /** A served method: its descriptor, its handler and its compiled checks. */
 interface MethodEntry {
@@ -625,6 +635,16 @@ class ServiceRegistration implements Registration {
         return new ValidationError("invalid_response", "server", issues, { ...target, what: `data of error "${err.code}"` });
       }
       if (REFUSAL_CODES.has(err.code)) return new RpcError(err.code, err.message, err.data === undefined ? {} : { data: err.data });
+    }
+    const failedCall = describeFailedCall(err);
+    if (failedCall !== undefined) {
+      // Answered `internal`, not with the code it carries: that code is about a call this handler made, not about the caller's request, and a
+      // caller retries timeout, no_server and connection_lost (RETRYABLE_CODES), so each caller up a chain of calls would retry what the one below
+      // it retried already. Logged as what it is, without a stack: the line names the call and why it failed.
+      const cause = (err as RpcError).code;
+      const level = FIX_HERE_CODES.has(cause) ? "error" : "warn";
+      this.options.logger[level]({ ...fields, code: "internal", cause }, `${failedCall}; answering internal (correlation_id ${correlationId ?? "none"})`);
+      return new RpcError("internal", "internal server error", { cause: err });
     }
     this.options.logger.error({ ...fields, code: "internal", err }, `handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return new RpcError("internal", "internal server error", { cause: err });

@@ -216,6 +216,17 @@ describe("server error handling", () => {
     expect(logs.join("\n")).toContain("secret database password");
   });
 
+  it("answers internal, not the code, when a call the handler made failed (no_server), and logs one line saying so, without a stack", async () => {
+    let nested!: CalculatorClient;
+    const { conn, calc, logs } = await setup({ add: (req) => nested.add(req) });
+    const inner = await conn.client({ queues: { Calculator: uniqueName("nobody") } });
+    onTeardown(() => inner.close());
+    nested = new CalculatorClient(inner);
+    const err = await rejection(calc.add({ a: 1, b: 2 }));
+    expect(err.code).toBe("internal");
+    expect(logs).toEqual([expect.stringMatching(/: a call or publish the handler made failed \(no_server: .+\); answering internal \(correlation_id [^)]+\)$/)]);
+  });
+
   it("exposes the internal message only when enabled", async () => {
     const { calc } = await setup({ add: () => { throw new Error("visible detail"); } }, { exposeInternalErrors: true });
     const err = await rejection(calc.add({ a: 1, b: 2 }));

@@ -238,6 +238,19 @@ describe("handler errors", () => {
     expect(unimplemented).toEqual({ code: "unimplemented", message: "not yet" });
   });
 
+  it("sends internal, not the code, when a call the handler made failed (a caller would retry timeout); with exposeInternalErrors the cause names the call and its code", async () => {
+    addImpl = () => { throw new RpcError("timeout", "Inventory.reserve: no reply within 500 ms"); };
+    caller.send({ a: 1, b: 2 });
+    await settle();
+    expect(caller.received.map((r) => r.body)).toEqual([{ code: "internal", message: "internal server error" }]);
+    expect(serverConn.lines).toEqual(["warren: Calculator.add: a call or publish the handler made failed (timeout: Inventory.reserve: no reply within 500 ms); answering internal (correlation_id c1)"]);
+    const exposing = new RpcServer(broker.connect(), { exposeInternalErrors: true });
+    await exposing.register({ ...Calculator, queue: "rpc.Calculator2" } as typeof Calculator, handlers);
+    caller.send({ a: 1, b: 2 }, {}, "rpc.Calculator2");
+    await settle();
+    expect(caller.received[1]!.body).toEqual({ code: "internal", message: "internal server error", data: { cause: "a call or publish the handler made failed (timeout: Inventory.reserve: no reply within 500 ms)", stack: expect.any(String) } });
+  });
+
   it("sends internal for a rejected promise and for a thrown non-Error", async () => {
     addImpl = ({ a }) => (a === 1 ? Promise.reject(new Error("secret")) : ((): never => { throw "a string"; })());
     caller.send({ a: 1, b: 0 });
