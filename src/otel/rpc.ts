@@ -11,12 +11,16 @@
  * - Server: one SERVER span per handled request, its parent extracted from the
  *   request headers; a PRODUCER span `send` under it for the reply, whose
  *   destination (direct reply-to, or an exclusive server-named queue) is
- *   temporary and anonymous. Both end once the reply is published.
+ *   temporary and anonymous. Both end once the reply is published; when it
+ *   could not be (its channel closed: the broker redelivers the request; or
+ *   the channel refused it: dropped), both fail with the publish error's
+ *   `error.type` and a status description that says which.
  */
 import type { Attributes } from "@opentelemetry/api";
 import { isFrameworkCode } from "../core/codes.js";
 import { isRpcError } from "../core/errors.js";
 import type { MethodDescriptor } from "../core/descriptor.js";
+import { replyFailureOf } from "../rpc/context.js";
 import type { HandlerContext } from "../rpc/handler.js";
 import type { CallNext, ClientInterceptor, HandleNext, OutgoingCall, ServerInterceptor } from "../rpc/interceptors.js";
 import { RPC_SYSTEM, endSpan, errorType, extract, messageOf, now, observe, type Instruments } from "./instruments.js";
@@ -88,14 +92,25 @@ export function serverTelemetry(i: Instruments): ServerInterceptor {
           const end = now();
           const extra: Attributes = {};
           let fault = false;
+          let message: string | undefined;
           if (failed) {
             const code = wireCode(err);
             extra["error.type"] = code;
             extra["rpc.response.status_code"] = code;
             fault = SERVER_FAULTS.has(code);
+            if (fault) message = messageOf(err);
           }
-          reply.end(end);
-          endSpan(api, span, end, extra, fault, fault ? messageOf(err) : undefined);
+          // The server has tried to publish the reply by now; a failure there fails the call, whatever the handler did.
+          const lost = replyFailureOf(ctx);
+          if (lost === undefined) reply.end(end);
+          else {
+            const type = errorType(lost.error);
+            message = `reply not published (${messageOf(lost.error) ?? type}): ${lost.redelivered ? "its channel closed, the broker redelivers the request" : "dropped, the request is acknowledged"}`;
+            extra["error.type"] = type;
+            fault = true;
+            endSpan(api, reply, end, { "error.type": type }, true, message);
+          }
+          endSpan(api, span, end, extra, fault, message);
           if (i.metered) recordDuration(i.serverDuration, i.serverDurationMs, attributes, extra, end - start, false);
         });
       };

@@ -8,6 +8,14 @@ import { RpcError } from "../core/errors.js";
 import type { HandlerContext } from "./handler.js";
 import { requesterAlive, type QueueProbe } from "./presence.js";
 
+/** Why a request's reply was not published: what `publish` threw, and whether the broker redelivers the request (its channel closed) or it was dropped. */
+export interface ReplyFailure {
+  /** What publishing the reply threw. */
+  readonly error: unknown;
+  /** True when the channel was closed, so the unacknowledged request comes back; false when the reply was dropped and the request acknowledged. */
+  readonly redelivered: boolean;
+}
+
 /** The {@link HandlerContext} of one request; its AbortSignal is created only if a handler reads it. */
 export class Context implements HandlerContext<any> {
   readonly method: string;
@@ -15,6 +23,8 @@ export class Context implements HandlerContext<any> {
   readonly redelivered: boolean;
   readonly replyTo: string;
   readonly idempotencyKey: string;
+  /** Set by the server when the reply could not be published; read through {@link replyFailureOf}. */
+  replyFailure: ReplyFailure | undefined = undefined;
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -61,4 +71,14 @@ export class Context implements HandlerContext<any> {
   dispose(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
   }
+}
+
+/**
+ * Why the reply to the request of `ctx` could not be published, once the
+ * server has tried (telemetry reads it when it ends the request's span);
+ * `undefined` when it was published, not yet sent, or `ctx` is not a
+ * server's own context.
+ */
+export function replyFailureOf(ctx: HandlerContext<any>): ReplyFailure | undefined {
+  return ctx instanceof Context ? ctx.replyFailure : undefined;
 }

@@ -189,6 +189,8 @@ class Inbound {
   settledEarly = false;
   /** The redelivered copy that took its place after its channel was lost while its handler ran: its reply and ack go there. */
   adoptedBy: Inbound | undefined;
+  /** The handler's context, once admitted: told when the reply cannot be published. */
+  ctx: Context | undefined = undefined;
 
   constructor(
     readonly channel: WireChannel,
@@ -455,6 +457,7 @@ class ServiceRegistration implements Registration {
       return;
     }
     const { entry, request, ctx } = admitted;
+    inbound.ctx = ctx;
     let result: unknown;
     try {
       result = handleWithin(ctx.headers, this.options.asyncContext ? ctx : undefined, entry.handler, request, ctx);
@@ -583,6 +586,7 @@ class ServiceRegistration implements Registration {
       type = ERROR_TYPE;
       encoded = { ok: true, body: encodeBody(new RpcError("internal", "internal server error").toJSON()) };
     }
+    const ctx = inbound.ctx;
     // A copy redelivered while the handler ran on took its place: the reply and the ack go there.
     while (inbound.adoptedBy !== undefined) inbound = inbound.adoptedBy;
     const { correlationId } = inbound;
@@ -601,6 +605,8 @@ class ServiceRegistration implements Registration {
       channel.publish("", inbound.replyTo!, encoded.body, { contentType: CONTENT_TYPE, correlationId, type });
     } catch (err) {
       const target = { service: this.service, method: inbound.wireName };
+      // For the request's span (telemetry reads it once the reply should be out); allocated only on this path.
+      if (ctx !== undefined) ctx.replyFailure = { error: err, redelivered: channel.closed };
       if (channel.closed) {
         this.options.logger.error({ ...target, correlationId, err }, `could not reply (${(err as Error).message}); the broker will redeliver the request`);
         return;

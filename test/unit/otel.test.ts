@@ -7,7 +7,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type HistogramMetricData, type SumMetricData } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { RpcError } from "../../src/core/errors.js";
 import { EventBus } from "../../src/events/bus.js";
 import { loadOtelApi, semconvMode } from "../../src/otel/api.js";
@@ -170,6 +170,48 @@ describe("RPC spans", () => {
     const server = one(all, "Calculator/add", SpanKind.SERVER);
     expect(server.attributes).toMatchObject({ "error.type": "internal", "rpc.response.status_code": "internal" });
     expect(server.status).toMatchObject({ code: SpanStatusCode.ERROR, message: "boom" });
+  });
+
+  it("a reply the open channel refuses: the SERVER span and its send span fail with the publish error, saying it was dropped; the request is acknowledged", async () => {
+    const t = telemetry();
+    await new RpcServer(broker.connect(), { interceptors: [t.server], logger: quiet }).register(Calculator, calculator());
+    const [serverChannel] = broker.channels("rpc.Calculator");
+    vi.spyOn(serverChannel!, "publish").mockImplementationOnce(() => { throw new TypeError("header too long"); });
+    void new RpcClient(broker.connect()).call(Calculator.methods.add, { a: 1, b: 2 }, { timeoutMs: 100 }).catch(() => {});
+    const all = await finished(2);
+    const dropped = "reply not published (header too long): dropped, the request is acknowledged";
+    const server = one(all, "Calculator/add", SpanKind.SERVER);
+    expect(server.status).toEqual({ code: SpanStatusCode.ERROR, message: dropped });
+    expect(server.attributes["error.type"]).toBe("TypeError");
+    expect(server.attributes["rpc.response.status_code"]).toBeUndefined(); // no code was sent
+    const send = one(all, "send", SpanKind.PRODUCER);
+    expect([send.status, send.attributes["error.type"]]).toEqual([{ code: SpanStatusCode.ERROR, message: dropped }, "TypeError"]);
+    const serverMetric = (await metric("rpc.server.call.duration")) as HistogramMetricData;
+    expect(serverMetric.dataPoints.map((p) => p.attributes)).toEqual([{ "rpc.system.name": "warren", "rpc.method": "Calculator/add", "error.type": "TypeError" }]);
+    await broker.settle();
+    expect(broker.queue("rpc.Calculator")).toMatchObject({ ready: 0, unacked: 0 });
+  });
+
+  it("a reply whose channel closed first (here while the server closes): both spans fail, saying the broker redelivers the request", async () => {
+    const t = telemetry();
+    let release: (() => void) | undefined;
+    const server = new RpcServer(broker.connect(), { interceptors: [t.server], logger: quiet });
+    await server.register(Calculator, calculator({ add: () => new Promise((resolve) => (release = () => resolve({ sum: 3 }))) }));
+    const [serverChannel] = broker.channels("rpc.Calculator");
+    void new RpcClient(broker.connect()).call(Calculator.methods.add, { a: 1, b: 2 }, { timeoutMs: 100 }).catch(() => {});
+    while (release === undefined) await broker.settle();
+    const closing = server.close();
+    await broker.settle();
+    serverChannel!.failByBroker();
+    release();
+    await closing;
+    const all = await finished(2);
+    const redelivered = "reply not published (Channel closed): its channel closed, the broker redelivers the request";
+    const span = one(all, "Calculator/add", SpanKind.SERVER);
+    expect([span.status, span.attributes["error.type"]]).toEqual([{ code: SpanStatusCode.ERROR, message: redelivered }, "Error"]);
+    const send = one(all, "send", SpanKind.PRODUCER);
+    expect([send.status, send.attributes["error.type"]]).toEqual([{ code: SpanStatusCode.ERROR, message: redelivered }, "Error"]);
+    expect(broker.queue("rpc.Calculator")).toMatchObject({ ready: 1, unacked: 0 }); // back in the queue for the next server
   });
 
   it("a retried call: one client span covers the idempotent method's retry after connection_lost; both attempts' server spans are its children", async () => {
