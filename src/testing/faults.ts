@@ -7,6 +7,7 @@
  */
 import type { EventDescriptor, MethodDescriptor, RequestOf, ServiceDescriptor } from "../core/descriptor.js";
 import { ERROR_TYPE, RESULT_TYPE, readDeadline } from "../core/protocol.js";
+import { didYouMean } from "../core/suggest.js";
 import type { InterceptedPublish, MemoryConnection } from "./memory-broker.js";
 
 /**
@@ -14,6 +15,9 @@ import type { InterceptedPublish, MemoryConnection } from "./memory-broker.js";
  * - `"Service.method"` or `"Service.event"` (wire name, e.g. `"Points.add_point"`, or the
  *   TypeScript name, `"Points.addPoint"`); `"Service"` for all its methods and events;
  * - a method, event or service descriptor (`Calculator.methods.add`, `Orders.events.orderPlaced`, `Calculator`).
+ *
+ * A rule that could never act is refused with a `TypeError` naming the rule (see {@link Faults.on}
+ * for when a name is checked).
  */
 export type FaultTarget = string | MethodDescriptor<any, any, any> | EventDescriptor<any> | ServiceDescriptor;
 
@@ -41,6 +45,11 @@ type Action =
 
 /** Actions only calls have (they act on the reply, or on the caller's connection). */
 const CALL_ONLY = new Set<Action["kind"]>(["noReply", "lateReply", "malformedReply", "connectionLost"]);
+/** Actions only events have (they act on the publish). */
+const EVENT_ONLY = new Set<Action["kind"]>(["nack"]);
+
+/** What a message is: a request (`call`) or an event. */
+type Kind = FaultMessage["kind"];
 
 /** How long after the caller's deadline a {@link FaultRule.lateReply} reply arrives: the caller's timer has fired by then. */
 export const LATE_REPLY_MARGIN_MS = 20;
@@ -48,7 +57,8 @@ export const LATE_REPLY_MARGIN_MS = 20;
 /**
  * One fault: what it applies to ({@link Faults.on}), how often ({@link once}, {@link times},
  * {@link when}) and what it does (one action: {@link delay}, {@link noReply}, ...). Modifiers
- * and the action may be chained in any order. Until it has an action a rule does nothing.
+ * and the action may be chained in any order. Until it has an action a rule does nothing (the
+ * kit's `close()` then reports it).
  * A rule applies to every matching message until it is used up or {@link remove}d.
  */
 export class FaultRule<Body = any> {
@@ -64,6 +74,8 @@ export class FaultRule<Body = any> {
     readonly target: FaultTarget,
     private readonly matches: (service: ServiceDescriptor, name: string) => boolean,
     private readonly onRemove: (rule: FaultRule<any>) => void,
+    /** Throws when `action` could never act on the target (the rule is then removed). */
+    private readonly check: (rule: FaultRule<any>, action: Action["kind"]) => void,
   ) {}
 
   /** How many messages this rule has acted on so far. */
@@ -88,7 +100,11 @@ export class FaultRule<Body = any> {
     return this;
   }
 
-  /** Calls and events: the broker holds the message `ms` before routing it (a call's handler starts that much later, with that much less of its budget). */
+  /**
+   * Calls and events: the broker holds the message `ms` before routing it (a call's handler
+   * starts that much later, with that much less of its budget). An event's `publish()` resolves
+   * only once the delay has passed (the broker confirms it then); under fake timers, advance them.
+   */
   delay(ms: number): this {
     if (!(ms >= 0)) throw new RangeError(`warren/testing: delay(ms) needs ms >= 0, got ${ms}`);
     return this.#set({ kind: "delay", ms });
@@ -130,15 +146,19 @@ export class FaultRule<Body = any> {
 
   #set(action: Action): this {
     if (this.#action !== undefined) throw new TypeError(`warren/testing: a fault rule does one thing (this one: ${this.#action.kind}); add another rule with faults.on(...)`);
+    this.check(this, action.kind);
     this.#action = action;
     return this;
   }
+
+  /** @internal The action's name (`noReply`, ...); undefined until one is given. */
+  get actionName(): Action["kind"] | undefined { return this.#action?.kind; }
 
   /** @internal The action to take on a message, counting the hit; undefined when the rule does not apply to it. */
   take(kind: "call" | "event", services: readonly ServiceDescriptor[], name: string, content: Buffer, headers: Record<string, unknown>): Action | undefined {
     const action = this.#action;
     if (!this.active || action === undefined) return undefined;
-    if (kind === "event" ? CALL_ONLY.has(action.kind) : action.kind === "nack") return undefined;
+    if ((kind === "event" ? CALL_ONLY : EVENT_ONLY).has(action.kind)) return undefined;
     const service = services.find((s) => this.matches(s, name));
     if (service === undefined) return undefined;
     if (this.#when !== undefined) {
@@ -168,14 +188,17 @@ interface ReplyFault {
 /**
  * The fault rules of one test kit (`kit.faults`). The first active rule that matches a message
  * acts on it; the others do not see it. Rules match the calls and events of services the kit
- * has seen: called through its clients, served by its servers, published or subscribed on its
- * buses, or named by descriptor in {@link on}.
+ * has learned: called through its clients, served by its servers, published or subscribed on its
+ * buses, or named by descriptor in {@link on}. A rule that could never act is refused (see {@link on}).
  */
 export class Faults {
   readonly #rules: FaultRule<any>[] = [];
-  /** Services by request queue and by event exchange. */
+  /** Services by request queue, by event exchange and by name (several descriptors where versions of one contract meet). */
   readonly #queues = new Map<string, ServiceDescriptor[]>();
   readonly #exchanges = new Map<string, ServiceDescriptor[]>();
+  readonly #services = new Map<string, ServiceDescriptor[]>();
+  /** Rules whose string target names a service the kit had not learned: checked when it learns it, else reported by {@link unapplied}. */
+  readonly #unchecked = new Set<FaultRule<any>>();
   readonly #replies = new Map<string, ReplyFault>();
   readonly #timers = new Set<NodeJS.Timeout>();
 
@@ -186,7 +209,20 @@ export class Faults {
    * A new rule for `target`; give it an action. Examples:
    * `faults.on("Calculator.add").delay(200)`, `faults.on(Calculator.methods.divide).once().noReply()`,
    * `faults.on("Points.add_point").when((req) => req.x === 0).duplicate()`, `faults.on("Orders.order_placed").nack()`.
-   * @throws TypeError when a string target is not `Service` or `Service.name`.
+   *
+   * A rule that could never act is refused with a `TypeError` that names it and says why (with a
+   * "did you mean" for a misspelt name): a method or event its service does not have, a call-only
+   * action (`noReply`, `lateReply`, `malformedReply`, `connectionLost`) on an event or on a service
+   * without methods, `nack` on a method or on a service without events. When this is known:
+   * 1. A descriptor target, or a name whose service the kit has learned: at once, here and when
+   *    the action is given.
+   * 2. A name whose service the kit has not learned yet (no client has called it, no server
+   *    serves it, no bus has published or subscribed to it): when the kit learns it, before any
+   *    of its messages; the call, `register`, `publish` or `subscribe` that taught it rejects
+   *    with the error, and the rule is removed.
+   * 3. A name of a service the kit never learns (e.g. `"Calculater.add"`), and a rule given no
+   *    action: the kit's `close()` throws, after closing everything.
+   * @throws TypeError when a string target is not `Service` or `Service.name`, or the rule could never act (1).
    */
   on<M extends MethodDescriptor<any, any, any>>(target: M): FaultRule<RequestOf<M>>;
   /** A rule for one event; `when` gets its payload. */
@@ -194,11 +230,17 @@ export class Faults {
   /** A rule for a name (`"Service"`, `"Service.method"`, `"Service.event"`) or a service descriptor. */
   on(target: FaultTarget): FaultRule<any>;
   on(target: FaultTarget): FaultRule<any> {
-    const rule = new FaultRule(target, matcher(target), (r) => {
-      const i = this.#rules.indexOf(r);
-      if (i >= 0) this.#rules.splice(i, 1);
-    });
+    const matches = matcher(target);
     if (typeof target !== "string") this.learnService("service" in target ? target.service : target);
+    const reach = reachOf(target, this.#services);
+    if (typeof reach === "string") throw new TypeError(ruleError(target, reach));
+    const rule = new FaultRule(target, matches, (r) => this.#forget(r), (r, action) => {
+      const problem = problemOf(r.target, action, this.#services);
+      if (problem === undefined) return;
+      r.remove();
+      throw new TypeError(ruleError(r.target, problem));
+    });
+    if (reach === undefined) this.#unchecked.add(rule);
     this.#rules.push(rule);
     return rule;
   }
@@ -209,6 +251,7 @@ export class Faults {
   /** Removes every rule and forgets faulted replies; messages already held (delayed, late) are dropped. */
   clear(): void {
     this.#rules.length = 0;
+    this.#unchecked.clear();
     this.#replies.clear();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
@@ -217,16 +260,68 @@ export class Faults {
   /** Messages held by a fault (delayed requests or events, late replies) that have not gone on yet. */
   get holding(): number { return this.#timers.size; }
 
-  /** @internal Teaches the rules which service a request queue belongs to. */
-  learnQueue(queue: string, service: ServiceDescriptor): void { add(this.#queues, queue, service); }
+  /**
+   * @internal Teaches the rules which service a request queue belongs to.
+   * @throws TypeError for rules naming the service, made before the kit knew it, that could never act (they are removed).
+   */
+  learnQueue(queue: string, service: ServiceDescriptor): void {
+    add(this.#queues, queue, service);
+    this.#learn(service);
+  }
 
-  /** @internal Teaches the rules which service an event exchange belongs to. */
-  learnExchange(exchange: string, service: ServiceDescriptor): void { add(this.#exchanges, exchange, service); }
+  /**
+   * @internal Teaches the rules which service an event exchange belongs to.
+   * @throws TypeError as {@link learnQueue}.
+   */
+  learnExchange(exchange: string, service: ServiceDescriptor): void {
+    add(this.#exchanges, exchange, service);
+    this.#learn(service);
+  }
 
   /** @internal A service named by descriptor: its default queue and exchange. */
   learnService(service: ServiceDescriptor): void {
     this.learnQueue(service.queue, service);
     if (Object.keys(service.events).length > 0) this.learnExchange(service.exchange.name, service);
+  }
+
+  /**
+   * @internal For the kit's `close()`: what is wrong with the rules still in place, one line
+   * each: a name of a service the kit never learned, or no action given. Empty when all is well.
+   */
+  unapplied(): string[] {
+    const problems: string[] = [];
+    for (const rule of this.#rules) {
+      if (this.#unchecked.has(rule)) {
+        const name = serviceNameOf(rule.target);
+        problems.push(ruleError(rule.target, `the kit never learned a service "${name}" (no client called it, no server served it, no bus published or subscribed to it)${didYouMean(name, this.#services.keys())}`));
+      } else if (rule.actionName === undefined) {
+        problems.push(ruleError(rule.target, "it was given no action (delay(), noReply(), noServer(), duplicate(), nack(), ...)"));
+      }
+    }
+    return problems;
+  }
+
+  /** A service is known: the rules made for its name before then are checked now. */
+  #learn(service: ServiceDescriptor): void {
+    const known = this.#services.get(service.name);
+    if (known?.includes(service)) return;
+    add(this.#services, service.name, service);
+    const problems: string[] = [];
+    for (const rule of this.#unchecked) {
+      if (serviceNameOf(rule.target) !== service.name) continue;
+      this.#unchecked.delete(rule);
+      const problem = problemOf(rule.target, rule.actionName, this.#services);
+      if (problem === undefined) continue;
+      rule.remove();
+      problems.push(ruleError(rule.target, problem));
+    }
+    if (problems.length > 0) throw new TypeError(problems.join("\n"));
+  }
+
+  #forget(rule: FaultRule<any>): void {
+    const i = this.#rules.indexOf(rule);
+    if (i >= 0) this.#rules.splice(i, 1);
+    this.#unchecked.delete(rule);
   }
 
   /** @internal The broker's publish hook (see `MemoryBroker.intercept`). */
@@ -310,12 +405,86 @@ function matcher(target: FaultTarget): (service: ServiceDescriptor, name: string
     if ("service" in target) return (service, name) => service === target.service && name === target.name;
     return (service) => service === target;
   }
-  const m = /^([^.]+)(?:\.([^.]+))?$/.exec(target);
-  if (m === null) throw new TypeError(`warren/testing: fault target ${JSON.stringify(target)} must be "Service" or "Service.method" (or "Service.event")`);
-  const [, serviceName, member] = m;
+  const [serviceName, member] = parseName(target);
   return (service, name) => {
     if (service.name !== serviceName) return false;
     if (member === undefined) return true;
     return name === member || service.methods[member]?.name === name || service.events[member]?.name === name;
   };
+}
+
+/** `"Service"` or `"Service.member"`, split. */
+function parseName(target: string): [service: string, member: string | undefined] {
+  const m = /^([^.]+)(?:\.([^.]+))?$/.exec(target);
+  if (m === null) throw new TypeError(`warren/testing: fault target ${JSON.stringify(target)} must be "Service" or "Service.method" (or "Service.event")`);
+  return [m[1]!, m[2]];
+}
+
+/** The name of the service a target means. */
+function serviceNameOf(target: FaultTarget): string {
+  if (typeof target === "string") return parseName(target)[0];
+  return "service" in target ? target.service.name : target.name;
+}
+
+/** How a rule names its target in errors: `Service.name` or `Service`. */
+function labelOf(target: FaultTarget): string {
+  if (typeof target === "string") return target;
+  return "service" in target ? `${target.service.name}.${target.name}` : target.name;
+}
+
+/** The error text for a rule that could never act. */
+function ruleError(target: FaultTarget, problem: string): string {
+  return `warren/testing: fault rule ${JSON.stringify(labelOf(target))}: ${problem}`;
+}
+
+/** Which messages a target can match: calls, events; `whole` for a whole service. */
+interface Reach {
+  readonly calls: boolean;
+  readonly events: boolean;
+  readonly whole: boolean;
+}
+
+/**
+ * What `target` can match among the services the kit knows (by name); a string saying why it
+ * can match nothing; undefined when it names a service the kit does not know yet.
+ */
+function reachOf(target: FaultTarget, services: ReadonlyMap<string, readonly ServiceDescriptor[]>): Reach | string | undefined {
+  if (typeof target !== "string") {
+    if (!("service" in target)) return wholeReach(target.name, [target]);
+    const call = "request" in target;
+    return { calls: call, events: !call, whole: false };
+  }
+  const [serviceName, member] = parseName(target);
+  const known = services.get(serviceName);
+  if (known === undefined) return undefined;
+  if (member === undefined) return wholeReach(serviceName, known);
+  const calls = known.some((s) => hasMember(s.methods, member));
+  const events = known.some((s) => hasMember(s.events, member));
+  if (calls || events) return { calls, events, whole: false };
+  const names = known.flatMap((s) => [...Object.entries(s.methods), ...Object.entries(s.events)].flatMap(([key, d]) => [key, d.name]));
+  return `${serviceName} has no method or event "${member}"${didYouMean(member, names)}`;
+}
+
+/** What a whole service can match: calls if it has methods, events if it has events; a reason when it has neither. */
+function wholeReach(name: string, services: readonly ServiceDescriptor[]): Reach | string {
+  const calls = services.some((s) => Object.keys(s.methods).length > 0);
+  const events = services.some((s) => Object.keys(s.events).length > 0);
+  return calls || events ? { calls, events, whole: true } : `${name} has no methods and no events`;
+}
+
+/** Whether `member` is the TypeScript key or the wire name of one of `members`. */
+function hasMember(members: Readonly<Record<string, { readonly name: string }>>, member: string): boolean {
+  return Object.hasOwn(members, member) || Object.values(members).some((d) => d.name === member);
+}
+
+/** Why a rule for `target` doing `action` could never act; undefined when it can, or when its service is not known yet. */
+function problemOf(target: FaultTarget, action: Action["kind"] | undefined, services: ReadonlyMap<string, readonly ServiceDescriptor[]>): string | undefined {
+  const reach = reachOf(target, services);
+  if (reach === undefined || typeof reach === "string") return reach;
+  if (action === undefined) return undefined;
+  const needs: Kind | undefined = CALL_ONLY.has(action) ? "call" : EVENT_ONLY.has(action) ? "event" : undefined;
+  if (needs === undefined || (needs === "call" ? reach.calls : reach.events)) return undefined;
+  const label = labelOf(target);
+  const lacks = reach.whole ? `${label} has no ${needs === "call" ? "methods" : "events"}` : `${label} is ${needs === "call" ? "an event" : "a method"}`;
+  return `${action}() acts on ${needs === "call" ? "calls" : "events"} only, and ${lacks}: the rule could never act`;
 }

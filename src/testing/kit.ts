@@ -7,7 +7,7 @@
 import type { ErrorShape, EventDescriptor, MethodDescriptor, ServiceDescriptor } from "../core/descriptor.js";
 import { lineLogger, type Logger } from "../core/logging.js";
 import type { EventBusOptions, SubscribeOptions } from "../core/options.js";
-import { EventBus, type PublishOptions } from "../events/bus.js";
+import { EventBus, type EventHandlers, type PublishOptions } from "../events/bus.js";
 import type { EventHandler, Subscription } from "../events/subscription.js";
 import { RpcClient, type ClientOptions } from "../rpc/client.js";
 import type { ServiceHandlers } from "../rpc/handler.js";
@@ -140,17 +140,21 @@ export class TestKit {
    * bus (they let handlers in flight finish: a handler that never returns keeps `close()`
    * waiting, as on a real server), then their connections, and drops messages held by faults.
    * Idempotent.
+   * @throws TypeError, once all is closed, for fault rules that never could act: a rule naming a
+   * service the kit never learned (a misspelt `"Calculater.add"`), or one given no action.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#keepAlive);
+    const unapplied = this.faults.unapplied();
     this.faults.clear();
     const parts = [...this.#parts].reverse().map(({ part }) => part);
     // Clients first, so their pending calls are canceled rather than left waiting on servers that are closing.
     for (const part of parts) if (part instanceof RpcClient) await part.close();
     for (const part of parts) if (!isConnection(part) && !(part instanceof RpcClient)) await part.close();
     for (const { connection } of this.#parts) connection.close();
+    if (unapplied.length > 0) throw new TypeError(unapplied.join("\n"));
   }
 
   #connect(): MemoryConnection {
@@ -197,6 +201,17 @@ export function createTestKit(options: TestKitOptions = {}): TestKit {
 }
 
 // The runtime's own classes, told which service each queue and exchange belongs to so fault rules can name them.
+// Learning a service checks the rules made for it before; a rule that could never act rejects what taught it.
+
+/** `go()`, unless `learn()` finds a fault rule that could never act: then that error, as a rejection. */
+function afterLearning<T>(learn: () => void, go: () => Promise<T>): Promise<T> {
+  try {
+    learn();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return go();
+}
 
 class KitClient extends RpcClient {
   readonly #queues: Readonly<Record<string, string>>;
@@ -206,8 +221,7 @@ class KitClient extends RpcClient {
   }
   override call<Req, Res, Err extends ErrorShape>(method: MethodDescriptor<Req, Res, Err>, request: Req, options?: CallOptions): Promise<Res> {
     const service = method.service;
-    this.faults.learnQueue(this.#queues[service.name] ?? service.queue, service);
-    return super.call(method, request, options);
+    return afterLearning(() => this.faults.learnQueue(this.#queues[service.name] ?? service.queue, service), () => super.call(method, request, options));
   }
 }
 
@@ -216,8 +230,7 @@ class KitServer extends RpcServer {
     super(connection, options);
   }
   override register<S extends ServiceDescriptor>(service: S, handlers: ServiceHandlers<S>, options: RegisterOptions = {}): Promise<Registration> {
-    this.faults.learnQueue(options.queue ?? service.queue, service);
-    return super.register(service, handlers, options);
+    return afterLearning(() => this.faults.learnQueue(options.queue ?? service.queue, service), () => super.register(service, handlers, options));
   }
 }
 
@@ -226,11 +239,15 @@ class KitEventBus extends EventBus {
     super(connection, options);
   }
   override publish<P>(event: EventDescriptor<P>, payload: P, options?: PublishOptions): Promise<void> {
-    this.faults.learnExchange(this.exchangeOf(event.service).name, event.service);
-    return super.publish(event, payload, options);
+    return afterLearning(() => this.#learn(event.service), () => super.publish(event, payload, options));
   }
   override subscribe<P>(event: EventDescriptor<P>, handler: EventHandler<P>, options?: SubscribeOptions): Promise<Subscription> {
-    this.faults.learnExchange(this.exchangeOf(event.service).name, event.service);
-    return super.subscribe(event, handler, options);
+    return afterLearning(() => this.#learn(event.service), () => super.subscribe(event, handler, options));
+  }
+  override subscribeAll<S extends ServiceDescriptor>(service: S, handlers: EventHandlers<S>, options?: SubscribeOptions): Promise<Subscription> {
+    return afterLearning(() => this.#learn(service), () => super.subscribeAll(service, handlers, options));
+  }
+  #learn(service: ServiceDescriptor): void {
+    this.faults.learnExchange(this.exchangeOf(service).name, service);
   }
 }

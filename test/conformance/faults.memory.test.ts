@@ -5,8 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import { Calculator, CalculatorClient, serveCalculator, type CalculatorHandlers } from "../../generated/calculator/index.js";
-import { OrdersPublisher, OrdersSubscriber, type OrderPlacedEvent } from "../../generated/orders/index.js";
-import { PointsClient, servePoints } from "../../generated/points/index.js";
+import { Orders, OrdersClient, OrdersPublisher, OrdersSubscriber, serveOrders, type OrderPlacedEvent } from "../../generated/orders/index.js";
+import { Points, PointsClient, servePoints } from "../../generated/points/index.js";
 import { RpcError, type EventContext, type HandlerContext } from "../../src/index.js";
 import { createTestKit, type TestKit } from "../../src/testing/index.js";
 import { rejection } from "../helpers/outcome.js";
@@ -80,7 +80,9 @@ describe("the kit", () => {
     expect(() => twice.delay(1)).toThrow(TypeError);
     twice.remove();
     expect(kit.faults.rules).toEqual([]);
-    expectTypeOf(kit.faults.on(Calculator.methods.add).when).parameter(0).parameter(0).toEqualTypeOf<{ a: number; b: number }>();
+    const typed = kit.faults.on(Calculator.methods.add);
+    expectTypeOf(typed.when).parameter(0).parameter(0).toEqualTypeOf<{ a: number; b: number }>();
+    typed.remove(); // a rule left with no action would make close() throw
     await servePoints(kit.server(), { addPoint: ({ x, y }) => ({ count: 1, centroid: { x, y } }) });
     const points = new PointsClient(await kit.client());
     for (const target of ["Points.add_point", "Points.addPoint", "Points"]) {
@@ -216,16 +218,89 @@ describe("faults on events", () => {
     expect(got[2]).toEqual(["o-2", false]);
   });
 
-  it("faults that only calls have leave events alone, and nack() leaves calls alone", async () => {
+  it("on a whole service, faults that only calls have leave its events alone, and nack() leaves its methods alone", async () => {
     const got: string[] = [];
     await new OrdersSubscriber(kit.events()).onOrderPlaced((o) => void got.push(o.orderId), { group: "billing" });
-    kit.faults.on("Orders").noReply();
-    kit.faults.on("Calculator").nack();
+    const noReply = kit.faults.on("Orders").noReply();
     await new OrdersPublisher(kit.events()).publishOrderPlaced(order("o-1"));
-    const { calc } = await calculator();
-    expect(await calc.add({ a: 1, b: 1 })).toEqual({ sum: 2 });
     await kit.idle();
-    expect(got).toEqual(["o-1"]);
+    noReply.remove();
+    const nack = kit.faults.on("Orders").nack();
+    await serveOrders(kit.server(), { placeOrder: () => ({ orderId: "o-2" }) });
+    const orders = new OrdersClient(await kit.client());
+    expect(await orders.placeOrder({ region: "eu", items: [{ sku: "tea", quantity: 1 }] })).toEqual({ orderId: "o-2" });
+    expect([got, noReply.hits, nack.hits]).toEqual([["o-1"], 0, 0]);
+  });
+});
+
+describe("rules that could never act are refused, naming the rule", () => {
+  const handlers: CalculatorHandlers = {
+    add: ({ a, b }) => ({ sum: a + b }),
+    divide: ({ dividend, divisor }) => ({ quotient: dividend / divisor }),
+    summarize: ({ values, statistic }) => ({ statistic, value: values[0]!, count: values.length, label: null }),
+    centroid: ({ points }) => points[0]!,
+  };
+  const never = (label: string, problem: string) => `warren/testing: fault rule "${label}": ${problem}`;
+
+  it("at once for a descriptor or a service the kit knows: an action of the other kind, a name the service lacks (did you mean)", async () => {
+    expect(() => kit.faults.on(Calculator.methods.add).nack()).toThrow(new TypeError(never("Calculator.add", "nack() acts on events only, and Calculator.add is a method: the rule could never act")));
+    expect(() => kit.faults.on(Orders.events.orderPlaced).noReply()).toThrow(new TypeError(never("Orders.order_placed", "noReply() acts on calls only, and Orders.order_placed is an event: the rule could never act")));
+    expect(() => kit.faults.on(Calculator).nack()).toThrow(new TypeError(never("Calculator", "nack() acts on events only, and Calculator has no events: the rule could never act")));
+    expect(() => kit.faults.on("Orders.orderPlaced").connectionLost()).toThrow(/^warren\/testing: fault rule "Orders.orderPlaced": connectionLost\(\) acts on calls only/);
+    expect(() => kit.faults.on("Calculator.ad")).toThrow(new TypeError(never("Calculator.ad", 'Calculator has no method or event "ad"; did you mean "add"?')));
+    expect(() => kit.faults.on("Orders.order_shiped")).toThrow(new TypeError(never("Orders.order_shiped", 'Orders has no method or event "order_shiped"; did you mean "order_shipped"?')));
+    expect(() => kit.faults.on("Orders.refund")).toThrow(new TypeError(never("Orders.refund", 'Orders has no method or event "refund"')));
+    expect(kit.faults.rules).toEqual([]); // a refused rule is not kept
+    // What can act is accepted: actions of both kinds on events, a call-only action on a service that has methods.
+    for (const make of [() => kit.faults.on("Orders.order_placed").delay(1), () => kit.faults.on(Orders.events.orderShipped).duplicate(), () => kit.faults.on("Orders").noReply(), () => kit.faults.on("Orders").nack()]) make().remove();
+  });
+
+  it("when the kit learns the service, for a name given before: what taught it (register, a call, publish, subscribeAll) rejects, and the rule is gone", async () => {
+    kit.faults.on("Calculator.ad").noReply();
+    await expect(serveCalculator(kit.server(), handlers)).rejects.toThrow(new TypeError(never("Calculator.ad", 'Calculator has no method or event "ad"; did you mean "add"?')));
+    expect(kit.faults.rules).toEqual([]);
+    await serveCalculator(kit.server(), handlers); // the bad rule is gone: this goes on as usual
+
+    const points = new PointsClient(await kit.client());
+    kit.faults.on("Points.add_point").once().nack();
+    await expect(points.addPoint({ x: 1, y: 1 })).rejects.toThrow(new TypeError(never("Points.add_point", "nack() acts on events only, and Points.add_point is a method: the rule could never act")));
+    expect((await rejection(points.addPoint({ x: 1, y: 1 }))).code).toBe("no_server"); // the call after it goes out
+
+    kit.faults.on("Orders.orderPlaced").malformedReply();
+    await expect(new OrdersPublisher(kit.events()).publishOrderPlaced(order("o-1"))).rejects.toThrow(/^warren\/testing: fault rule "Orders.orderPlaced": malformedReply\(\) acts on calls only, and Orders.orderPlaced is an event/);
+
+    const fresh = createTestKit();
+    try {
+      fresh.faults.on("Orders.order_shiped").delay(5);
+      fresh.faults.on("Orders.order_placed").delay(5); // checked at the same moment, and fine: it stays
+      await expect(fresh.events().subscribeAll(Orders, { orderPlaced: () => {} })).rejects.toThrow(/"Orders.order_shiped": Orders has no method or event "order_shiped"; did you mean "order_shipped"\?$/);
+      expect(fresh.faults.rules.map((r) => r.target)).toEqual(["Orders.order_placed"]);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("by close(), after closing everything, for a service the kit never learned (did you mean) and for a rule given no action", async () => {
+    const misspelt = kit.faults.on("Calculater.add").noReply();
+    kit.faults.on("Points.add_point").once(); // no action
+    kit.faults.on("Nowhere").noServer().remove(); // removed: not reported
+    await serveCalculator(kit.server(), handlers);
+    const calc = new CalculatorClient(await kit.client());
+    expect(await calc.add({ a: 1, b: 2 })).toEqual({ sum: 3 }); // the misspelt rule never acted
+    expect(misspelt.hits).toBe(0);
+    await servePoints(kit.server(), { addPoint: ({ x, y }) => ({ count: 1, centroid: { x, y } }) });
+    const err = await kit.close().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toBe([
+      never("Calculater.add", 'the kit never learned a service "Calculater" (no client called it, no server served it, no bus published or subscribed to it); did you mean "Calculator"?'),
+      never("Points.add_point", "it was given no action (delay(), noReply(), noServer(), duplicate(), nack(), ...)"),
+    ].join("\n"));
+    await expect(kit.client()).rejects.toThrow("warren/testing: the test kit is closed");
+  });
+
+  it("a service the kit learned by descriptor checks the names given for it before", () => {
+    kit.faults.on("Points.addPiont").delay(1);
+    expect(() => kit.faults.on(Points)).toThrow(new TypeError(never("Points.addPiont", 'Points has no method or event "addPiont"; did you mean "addPoint"?')));
   });
 });
 
