@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
 import { OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.js";
 import { calculatorHandlers } from "../../examples/services/calculator.js";
-import { RpcError, connect, type Connection } from "../../src/index.js";
+import { RpcError, connect, type Connection, type ServerOptions } from "../../src/index.js";
 import { onTeardown, recordingLogger, sleep, uniqueName, until } from "../helpers/broker.js";
 import { clusterUnavailable, startCluster, type RabbitCluster } from "../helpers/rabbit-nodes.js";
 
@@ -42,6 +42,28 @@ async function privateConnection(): Promise<{ conn: Connection; lines: string[] 
   return { conn, lines: logger.lines };
 }
 
+/**
+ * Calculator served on a fresh queue of the private node, its `add` recording each request's
+ * `a` in `runs` and waiting at the `slow` gate while `hold(a)`; with a client for that queue.
+ * Everything is closed after the test.
+ */
+async function slowCalculator(hold: (a: number) => boolean, options: ServerOptions = {}) {
+  const { conn, lines } = await privateConnection();
+  const queue = uniqueName("calc");
+  const server = conn.server(options);
+  onTeardown(() => server.close());
+  const slow = gate();
+  const runs: number[] = [];
+  await serveCalculator(server, { ...calculatorHandlers, add: async ({ a, b }) => {
+    runs.push(a);
+    if (hold(a)) await slow.wait;
+    return { sum: a + b };
+  } }, { queue });
+  const client = await conn.client({ queues: { Calculator: queue } });
+  onTeardown(() => client.close());
+  return { lines, queue, server, slow, runs, calc: new CalculatorClient(client) };
+}
+
 /** Ready and unacknowledged messages of `queue` on the private node. */
 async function depth(queue: string): Promise<{ ready: number; unacked: number }> {
   const rows = JSON.parse(await cluster!.nodes[0]!.ctl(["list_queues", "name", "messages_ready", "messages_unacknowledged", "--formatter", "json", "--quiet"])) as {
@@ -68,20 +90,8 @@ describe.skipIf(unavailable !== undefined)("long handlers and the broker's consu
   });
 
   it("after the broker closes the channel on an overrunning handler: one clear log line, the consumer resumes, every in-flight request is answered once and not run again", async () => {
-    const { conn, lines } = await privateConnection();
-    const queue = uniqueName("calc");
-    const server = conn.server({ prefetch: 4 });
-    onTeardown(() => server.close());
-    const slow = gate();
-    const runs: number[] = [];
-    await serveCalculator(server, { ...calculatorHandlers, add: async ({ a, b }) => {
-      runs.push(a);
-      if (a < 100) await slow.wait; // the two first calls overrun; later calls answer at once
-      return { sum: a + b };
-    } }, { queue });
-    const client = await conn.client({ queues: { Calculator: queue } });
-    onTeardown(() => client.close());
-    const calc = new CalculatorClient(client);
+    // The two first calls overrun; later calls answer at once.
+    const { lines, queue, server, slow, runs, calc } = await slowCalculator((a) => a < 100, { prefetch: 4 });
     // Two requests in flight on the consumer's channel, held past the broker's consumer_timeout.
     const first = calc.add({ a: 1, b: 1 }, { timeoutMs: 25_000 });
     const second = calc.add({ a: 2, b: 2 }, { timeoutMs: 25_000 });
@@ -108,20 +118,8 @@ describe.skipIf(unavailable !== undefined)("long handlers and the broker's consu
   }, 60_000);
 
   it("a handler that outlives its channel while the redelivered copy goes elsewhere: its reply still reaches the caller, and the copy, when it comes back, is acknowledged unrun", async () => {
-    const { conn, lines } = await privateConnection();
-    const queue = uniqueName("calc");
-    const server = conn.server();
-    onTeardown(() => server.close());
-    const slow = gate();
-    const runs: number[] = [];
-    await serveCalculator(server, { ...calculatorHandlers, add: async ({ a, b }) => {
-      runs.push(a);
-      await slow.wait;
-      return { sum: a + b };
-    } }, { queue });
-    const client = await conn.client({ queues: { Calculator: queue } });
-    onTeardown(() => client.close());
-    const call = new CalculatorClient(client).add({ a: 1, b: 1 }, { timeoutMs: 25_000 });
+    const { lines, queue, slow, runs, calc } = await slowCalculator(() => true);
+    const call = calc.add({ a: 1, b: 1 }, { timeoutMs: 25_000 });
     await until(() => runs.length === 1, "the call in its handler");
     // A consumer of higher priority (plain amqplib, holding what it gets) takes the copy the broker redelivers.
     const other = await amqp.connect(cluster!.nodes[0]!.amqpUrl);
@@ -147,20 +145,7 @@ describe.skipIf(unavailable !== undefined)("long handlers and the broker's consu
   }, 60_000);
 
   it("acknowledges a request once its caller's deadline has passed, so a handler that overruns it costs no channel", async () => {
-    const { conn, lines } = await privateConnection();
-    const queue = uniqueName("calc");
-    const server = conn.server();
-    onTeardown(() => server.close());
-    const slow = gate();
-    let runs = 0;
-    await serveCalculator(server, { ...calculatorHandlers, add: async ({ a, b }) => {
-      runs++;
-      if (a === 1) await slow.wait;
-      return { sum: a + b };
-    } }, { queue });
-    const client = await conn.client({ queues: { Calculator: queue } });
-    onTeardown(() => client.close());
-    const calc = new CalculatorClient(client);
+    const { lines, queue, slow, runs, calc } = await slowCalculator((a) => a === 1);
     const err = await calc.add({ a: 1, b: 1 }, { timeoutMs: 100 }).catch((e: unknown) => e);
     expect((err as RpcError).code).toBe("timeout");
     await until(() => lines.some((l) => l.includes("past its caller's deadline; acknowledged the request")), "the server to acknowledge the expired request");
@@ -170,27 +155,14 @@ describe.skipIf(unavailable !== undefined)("long handlers and the broker's consu
     expect(timedOut(lines)).toEqual([]);
     slow.open();
     await expect(calc.add({ a: 2, b: 2 }, { timeoutMs: 10_000 })).resolves.toEqual({ sum: 4 });
-    expect(runs).toBe(2);
+    expect(runs).toEqual([1, 2]);
     expect(lines.filter((l) => l.includes("closed"))).toEqual([]);
   }, 60_000);
 
   it("with consumerTimeoutMs, warns about methods whose timeout is not below it and acknowledges a request before the broker's limit, then still replies", async () => {
-    const { conn, lines } = await privateConnection();
-    const queue = uniqueName("calc");
-    const server = conn.server({ consumerTimeoutMs: CONSUMER_TIMEOUT_MS });
-    onTeardown(() => server.close());
-    const slow = gate();
-    let runs = 0;
-    await serveCalculator(server, { ...calculatorHandlers, add: async ({ a, b }) => {
-      runs++;
-      if (a === 1) await slow.wait;
-      return { sum: a + b };
-    } }, { queue });
-    // Calculator.add declares timeoutMs 5000: above the broker's 2000.
+    const { lines, queue, slow, runs, calc } = await slowCalculator((a) => a === 1, { consumerTimeoutMs: CONSUMER_TIMEOUT_MS });
+    // Calculator.add declares timeoutMs 5000: above the broker's 2000 (the warning comes once, when it is registered).
     expect(lines.filter((l) => l.includes("its timeoutMs (5000) is not well below the broker's consumer_timeout"))).toHaveLength(1);
-    const client = await conn.client({ queues: { Calculator: queue } });
-    onTeardown(() => client.close());
-    const calc = new CalculatorClient(client);
     const call = calc.add({ a: 1, b: 1 }, { timeoutMs: 20_000 });
     await until(() => lines.some((l) => l.includes("near the broker's consumer_timeout (consumerTimeoutMs 2000); acknowledged the request now")), "the early acknowledgement");
     await until(async () => (await depth(queue)).unacked === 0, "the broker to see the ack");
@@ -198,7 +170,7 @@ describe.skipIf(unavailable !== undefined)("long handlers and the broker's consu
     expect(timedOut(lines)).toEqual([]);
     slow.open();
     await expect(call).resolves.toEqual({ sum: 2 });
-    expect(runs).toBe(1);
+    expect(runs).toEqual([1]);
     expect(await depth(queue)).toEqual({ ready: 0, unacked: 0 });
     expect(lines.filter((l) => l.includes("closed"))).toEqual([]);
   }, 60_000);
