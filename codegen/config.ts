@@ -1,11 +1,12 @@
 /**
  * `warren.config.json`: where the generator finds contracts, where it writes,
  * how generated code imports the runtime and where scaffolds go. Found by
- * walking up from the working directory; paths in it are relative to the
- * file. Command-line flags override it. Checked against
+ * walking up from the working directory, unless a nearer directory has a
+ * `schemas/` of contracts of its own (a sub-project); paths in it are relative
+ * to the file. Command-line flags override it. Checked against
  * `warren.config.schema.json` (shipped for editors' `$schema`).
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createAjv } from "../src/core/validation.js";
 import configSchema from "./warren.config.schema.json" with { type: "json" };
@@ -51,11 +52,17 @@ interface ConfigDoc {
   scaffold?: string;
 }
 
-/** Resolves the settings of a run: flags, else the config file, else the defaults. Throws `CodegenError(s)` for a bad config file. */
+/**
+ * Resolves the settings of a run: flags (relative to `cwd`), else the config
+ * file, else the defaults (both relative to the project directory, see
+ * {@link findProject}). Throws `CodegenError(s)` for a bad config file.
+ */
 export async function resolveSettings(flags: Flags, cwd: string): Promise<Settings> {
-  const file = flags.config !== undefined ? path.resolve(cwd, flags.config) : await findUp(cwd, CONFIG_FILE);
-  const doc = file === undefined ? {} : await readConfig(file, cwd, flags.config !== undefined);
-  const base = file === undefined ? cwd : path.dirname(file);
+  const explicit = flags.config === undefined ? undefined : path.resolve(cwd, flags.config);
+  const project = explicit === undefined ? await findProject(cwd) : { dir: path.dirname(explicit), config: explicit, doc: await readConfig(explicit, cwd, true) };
+  const file = project.config;
+  const doc = project.doc ?? {};
+  const base = project.dir;
   const pick = (flag: string | undefined, configured: string | undefined, fallback: string) =>
     flag !== undefined ? path.resolve(cwd, flag) : path.resolve(base, configured ?? fallback);
   const scaffold = flags.scaffold ?? (doc.scaffold === undefined ? undefined : path.relative(cwd, path.resolve(base, doc.scaffold)) || ".");
@@ -66,6 +73,56 @@ export async function resolveSettings(flags: Flags, cwd: string): Promise<Settin
     scaffold: scaffold === undefined ? undefined : path.resolve(cwd, scaffold),
     configFile: file === undefined ? undefined : toPosix(path.relative(cwd, file)) || CONFIG_FILE,
   };
+}
+
+/** Where a run's settings come from: the project directory, and its config file (read) if it has one. */
+interface Project {
+  /** Absolute directory the config's paths and the defaults are relative to. */
+  readonly dir: string;
+  /** Absolute path of the config file, if any. */
+  readonly config: string | undefined;
+  readonly doc: ConfigDoc | undefined;
+}
+
+/**
+ * The project of `cwd`: the nearest directory, from `cwd` upward, that has a
+ * warren.config.json or a `schemas/` directory holding contracts
+ * (`*.service.json`); at one level the config file wins. A config file further
+ * up than a `schemas/` of contracts (a sub-project inside another warren
+ * project) applies only when its `schemas` is that directory or contains it;
+ * otherwise the sub-project stands alone, with the defaults. With neither,
+ * the project is `cwd` itself.
+ */
+async function findProject(cwd: string): Promise<Project> {
+  let own: string | undefined; // the nearest directory with a schemas/ of contracts, below any config found so far
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    const config = path.join(dir, CONFIG_FILE);
+    if (await isFile(config)) {
+      const doc = await readConfig(config, cwd, false);
+      if (own === undefined || isWithin(path.join(own, "schemas"), path.resolve(dir, doc.schemas ?? "schemas"))) return { dir, config, doc };
+      return { dir: own, config: undefined, doc: undefined };
+    }
+    if (own === undefined && (await holdsContracts(path.join(dir, "schemas")))) own = dir;
+    if (path.dirname(dir) === dir) return { dir: own ?? path.resolve(cwd), config: undefined, doc: undefined };
+  }
+}
+
+/** True when `inner` is `outer` or inside it. */
+function isWithin(inner: string, outer: string): boolean {
+  const rel = path.relative(outer, inner);
+  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+}
+
+async function isFile(file: string): Promise<boolean> {
+  return stat(file).then((s) => s.isFile(), () => false);
+}
+
+/** True when `dir` holds a `*.service.json` file, at any depth. */
+async function holdsContracts(dir: string): Promise<boolean> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  if (entries.some((e) => e.isFile() && e.name.endsWith(".service.json"))) return true;
+  for (const e of entries) if (e.isDirectory() && (await holdsContracts(path.join(dir, e.name)))) return true;
+  return false;
 }
 
 /** The nearest `name` in `dir` or one of its parents. */

@@ -10,6 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeEach, describe, expect, test } from "vitest";
 import codegenPackage from "../../codegen/package.json" with { type: "json" };
+import { loadContracts } from "../../codegen/cli/contracts.js";
+import { resolveSettings } from "../../codegen/config.js";
 import { runCli } from "../../codegen/run.js";
 import { FIXTURES, cli, listFiles } from "./helpers.js";
 
@@ -73,6 +75,41 @@ describe("warren.config.json", () => {
     expect(r.err).toEqual([]);
     expect(r.out.at(-1)).toBe("scaffold  src/services/words.ts");
     expect(await listFiles(path.join(DIR, "app/src/services"))).toEqual(["words.ts"]);
+  });
+});
+
+describe("a sub-project with a schemas/ of its own inside another warren project", () => {
+  const SUB = path.join(DIR, "sub");
+  beforeEach(async () => {
+    await mkdir(path.join(SUB, "schemas"), { recursive: true });
+    await mkdir(path.join(SUB, "src"), { recursive: true });
+    await writeFile(path.join(SUB, "schemas/words.service.json"), await readFile(CONTRACT));
+  });
+
+  test("uses its own contracts and defaults, not the outer config's, from its directory and below", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "contracts", out: "app/gen" }));
+    const r = await cli([], SUB);
+    expect(r).toMatchObject({ code: 0, err: [] });
+    expect(r.out).toEqual([expect.stringMatching(/^Words {2}schemas\/words\.service\.json -> generated\/words\/ /)]);
+    expect(await listFiles(path.join(DIR, "app/gen"))).toEqual([]);
+    expect(await cli(["--check"], path.join(SUB, "src"))).toMatchObject({ code: 0, out: ["../generated/ is up to date (6 files)"] });
+    const { dir } = await loadContracts({}, path.join(SUB, "src"));
+    expect(dir).toBe("../schemas");
+  });
+
+  test("unless the outer config's schemas are those very contracts (or hold them)", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "sub/schemas", out: "app/gen" }));
+    expect(await cli([], SUB)).toMatchObject({ code: 0, out: [expect.stringMatching(/-> \.\.\/app\/gen\/words\//)] });
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: ".", out: "app/gen" }));
+    expect(await resolveSettings({}, SUB)).toMatchObject({ schemas: DIR, out: path.join(DIR, "app/gen"), configFile: "../warren.config.json" });
+  });
+
+  test("a schemas/ directory without contracts is not a project; --config names the outer one", async () => {
+    await writeFile(path.join(DIR, "warren.config.json"), JSON.stringify({ schemas: "contracts", out: "app/gen" }));
+    await mkdir(path.join(DIR, "app/schemas"), { recursive: true });
+    await writeFile(path.join(DIR, "app/schemas/notes.json"), "{}");
+    expect(await cli([], path.join(DIR, "app"))).toMatchObject({ code: 0, out: [expect.stringMatching(/^Words {2}\.\.\/contracts\/words\.service\.json -> gen\/words\//)] });
+    expect(await cli(["--config", "../warren.config.json", "--check"], SUB)).toMatchObject({ code: 0, out: ["../app/gen/ is up to date (6 files)"] });
   });
 });
 
