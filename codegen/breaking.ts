@@ -16,11 +16,11 @@
  */
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { compatibilityLine, compatibleVersions, parseSemver } from "../src/core/versions.js";
 import { defaultExchange, defaultQueue } from "../src/core/descriptor.js";
 import { exportSchemasAt, UsageError } from "./breaking-git.js";
 import { compareSchema, type Change, type Loc, type Session, type Use } from "./breaking-schema.js";
+import { commandName, parseFlags, type FlagSpec } from "./command-line.js";
 import { resolveSettings } from "./config.js";
 import { CodegenError, CodegenErrors, pointerJoin } from "./errors.js";
 import { loadSchemas, toPosix, type Loaded, type LoadedFile } from "./load.js";
@@ -259,39 +259,38 @@ function majorWord(v: string): string {
   return (parseSemver(v)?.major ?? 1) > 0 ? "major" : "minor";
 }
 
-/** `warren-codegen breaking ...`: resolves to the exit code. */
+/** The options of `warren-codegen breaking` (also declared, for `warren breaking`, in codegen/cli/main.ts). */
+const OPTIONS = {
+  against: { type: "string", value: "ref" },
+  schemas: { type: "string", value: "dir" },
+  "check-version": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies Record<string, FlagSpec>;
+
+/** `warren-codegen breaking ...` (or `warren breaking ...`, `io.program`): resolves to the exit code. */
 export async function runBreaking(argv: readonly string[], io: CliIo): Promise<number> {
+  const self = commandName(io.program, "breaking");
   // One line: the usage is one --help away.
   const usage = (message: string) => {
-    io.err(`warren-codegen breaking: ${message} (see: warren-codegen breaking --help)`);
+    io.err(`${self}: ${message} (see: ${self} --help)`);
     return 2;
   };
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        against: { type: "string" },
-        schemas: { type: "string" },
-        "check-version": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (error) {
-    return usage((error as Error).message);
-  }
+  const parsed = parseFlags(argv, OPTIONS);
+  if (parsed.problem !== undefined) return usage(parsed.problem);
+  const { values } = parsed;
   if (values.help) {
     io.out(BREAKING_USAGE);
     return 0;
   }
-  if (values.against === undefined || values.against === "") return usage("--against is required");
+  if (values.against === undefined) return usage("--against is required: the old contracts, a git ref (main, HEAD~1) or a schemas directory");
   // The new contracts: --schemas, else the config file's (warren.config.json), else schemas/.
   let schemas: string;
   try {
     schemas = toPosix(path.relative(io.cwd, (await resolveSettings({ schemas: values.schemas }, io.cwd)).schemas)) || ".";
   } catch (error) {
     if (error instanceof CodegenErrors) for (const e of error.errors) io.err(e.format());
-    else io.err((error as Error).message);
+    else if (error instanceof CodegenError) io.err(error.format());
+    else io.err(`${self}: ${(error as Error).message}`);
     return 1;
   }
   const newDir = path.resolve(io.cwd, schemas);
@@ -315,7 +314,7 @@ export async function runBreaking(argv: readonly string[], io: CliIo): Promise<n
     if (failed.length > 0) {
       if (!failed.every((e) => e instanceof LoadFailure)) throw failed.find((e) => !(e instanceof LoadFailure));
       for (const e of failed as LoadFailure[]) {
-        io.err(`warren-codegen breaking: the ${e.side} contracts do not load:`);
+        io.err(`${self}: the ${e.side} contracts do not load:`);
         for (const line of e.lines) io.err(line);
       }
       return 1;
@@ -325,7 +324,7 @@ export async function runBreaking(argv: readonly string[], io: CliIo): Promise<n
     // An empty side is a mistyped path far more often than a real first or last version: it would pass as "every service new".
     if (oldSide.services.length === 0 && oldSide.shared.size === 0) return usage(`--against "${values.against}" holds no contracts (no .json files)`);
     if (newSide.services.length === 0 && newSide.shared.size === 0) return usage(`--schemas "${schemas}" holds no contracts (no .json files)`);
-    const report = compareContracts(oldSide, newSide, { checkVersion: values["check-version"] });
+    const report = compareContracts(oldSide, newSide, { checkVersion: values["check-version"] === true });
     for (const c of report.changes) io.out(formatChange(c));
     if (report.changes.length === 0) io.out("no contract changes");
     for (const note of report.notes) io.out(note);
@@ -333,7 +332,7 @@ export async function runBreaking(argv: readonly string[], io: CliIo): Promise<n
     return report.problems.length > 0 ? 1 : 0;
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message);
-    io.err(`warren-codegen breaking: ${(error as Error).message ?? String(error)}`);
+    io.err(`${self}: ${(error as Error).message ?? String(error)}`);
     return 1;
   } finally {
     await cleanup?.();

@@ -7,9 +7,9 @@
  * `file:line:column #pointer: reason` lines, never a stack.
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
 import packageJson from "./package.json" with { type: "json" };
 import { runBreaking } from "./breaking.js";
+import { commandName, parseFlags, type FlagSpec, type Program } from "./command-line.js";
 import { CONFIG_FILE, DEFAULT_RUNTIME, regenerateCommand, resolveSettings, type Settings } from "./config.js";
 import { CodegenError, CodegenErrors } from "./errors.js";
 import { generate } from "./generate.js";
@@ -25,6 +25,8 @@ export interface CliIo {
   readonly cwd: string;
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
+  /** The bin the user ran, named in every message: `warren-codegen` (the default), or `warren` for its `codegen` and `breaking` commands. */
+  readonly program?: Program;
   /** Settles to stop a long-running command (`--watch`) as SIGINT would; for tests and embedding. */
   readonly stop?: Promise<unknown>;
 }
@@ -60,30 +62,30 @@ examples:
   warren-codegen --schemas contracts --out src/generated --runtime warren
   warren-codegen breaking --against origin/main    classify every contract change since main`;
 
+/** The options of `warren-codegen` (also declared, for `warren codegen`, in codegen/cli/main.ts). */
+const OPTIONS = {
+  schemas: { type: "string", value: "dir" },
+  out: { type: "string", value: "dir" },
+  runtime: { type: "string", value: "path" },
+  config: { type: "string", value: "file" },
+  check: { type: "boolean" },
+  watch: { type: "boolean" },
+  scaffold: { type: "string", multiple: true, value: "Service" },
+  "scaffold-dir": { type: "string", value: "dir" },
+  version: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies Record<string, FlagSpec>;
+
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   if (argv[0] === "breaking") return runBreaking(argv.slice(1), io);
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        schemas: { type: "string" },
-        out: { type: "string" },
-        runtime: { type: "string" },
-        config: { type: "string" },
-        check: { type: "boolean", default: false },
-        watch: { type: "boolean", default: false },
-        scaffold: { type: "string", multiple: true },
-        "scaffold-dir": { type: "string" },
-        version: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (error) {
-    io.err(`warren-codegen: ${(error as Error).message} (see: warren-codegen --help)`);
+  const self = commandName(io.program, "codegen");
+  const parsed = parseFlags(argv, OPTIONS, ["breaking"]);
+  if (parsed.problem !== undefined) {
+    io.err(`${self}: ${parsed.problem} (see: ${self} --help)`);
     return 2;
   }
+  const { values } = parsed;
   if (values.help) {
     io.out(USAGE);
     return 0;
@@ -94,11 +96,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const scaffold = values.scaffold ?? [];
   if (values.check && scaffold.length > 0) {
-    io.err("warren-codegen: --check and --scaffold cannot be combined (--check writes nothing)");
+    io.err(`${self}: --check and --scaffold cannot be combined (--check writes nothing)`);
     return 2;
   }
   if (values.watch && (values.check || scaffold.length > 0)) {
-    io.err(`warren-codegen: --watch cannot be combined with ${values.check ? "--check" : "--scaffold"}`);
+    io.err(`${self}: --watch cannot be combined with ${values.check ? "--check" : "--scaffold"}`);
     return 2;
   }
   try {
@@ -121,7 +123,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     const chosen = scaffoldTargets(scaffold, model.services);
     if (typeof chosen === "string") {
-      io.err(`warren-codegen: ${chosen}`);
+      io.err(`${self}: ${chosen}`);
       return 2;
     }
     await applyPlan(settings.out, plan, diff);
@@ -132,14 +134,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (error) {
     if (error instanceof CodegenErrors) for (const e of error.errors) io.err(e.format());
     else if (error instanceof CodegenError) io.err(error.format());
-    else io.err(`warren-codegen: ${(error as Error).message ?? String(error)}`);
+    else io.err(`${self}: ${(error as Error).message ?? String(error)}`);
     return 1;
   }
 }
 
 /** `--watch`: regenerates on every change until SIGINT or SIGTERM (or `io.stop`), then exits 0. */
 async function watchUntilStopped(settings: Settings, io: CliIo): Promise<number> {
-  const watcher = watch({ schemasDir: settings.schemas, outDir: settings.out, runtime: settings.runtime, cwd: io.cwd, regenerate: await regenerateCommand(io.cwd) }, { out: io.out, err: io.err });
+  const watcher = watch({ schemasDir: settings.schemas, outDir: settings.out, runtime: settings.runtime, cwd: io.cwd, regenerate: await regenerateCommand(io.cwd) }, { out: io.out, err: io.err, command: commandName(io.program, "codegen") });
   await watcher.ready;
   io.out(`watching ${toPosix(path.relative(io.cwd, settings.schemas)) || "."}/ (Ctrl-C stops)`);
   await new Promise<void>((resolve) => {

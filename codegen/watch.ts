@@ -34,6 +34,8 @@ export interface WatchOptions {
 export interface WatchIo {
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
+  /** The command an unexpected failure's line starts with (`warren codegen` when run from the `warren` bin). @default "warren-codegen" */
+  readonly command?: string;
 }
 
 /** A running watcher. */
@@ -114,7 +116,7 @@ export function watch(options: WatchOptions, io: WatchIo): Watcher {
       else io.out(`watch: updated ${shownOut}/ in ${ms} ms ${counts}`);
     } catch (error) {
       const problems = error instanceof CodegenErrors ? error.errors : error instanceof CodegenError ? [error] : undefined;
-      if (problems === undefined) io.err(`warren-codegen: ${(error as Error).message ?? String(error)}`);
+      if (problems === undefined) io.err(`${io.command ?? "warren-codegen"}: ${(error as Error).message ?? String(error)}`);
       else for (const e of problems) io.err(e.format());
       io.out(`watch: ${plural(problems?.length ?? 1, "problem")}; ${shownOut}/ left as it was, waiting for changes`);
     }

@@ -31,9 +31,10 @@ export interface ServerInfo {
   readonly vhost: string;
 }
 
-/** The broker of an `amqp(s)://` URL, without user or password. */
+/** The broker of an `amqp(s)://` URL, without user or password. @throws TypeError for anything else. */
 export function serverOf(url: string): ServerInfo {
   const u = new URL(url);
+  if (u.protocol !== "amqp:" && u.protocol !== "amqps:") throw new TypeError(`not an amqp:// or amqps:// URL: ${u.protocol}//`);
   const protocol = u.protocol === "amqps:" ? "amqps" : "amqp";
   const port = u.port || (protocol === "amqps" ? "5671" : "5672");
   const vhost = u.pathname.length > 1 ? decodeURIComponent(u.pathname.slice(1)) : "/";

@@ -32,7 +32,7 @@ export async function openConnection(flags: BrokerFlags, io: Io, name = "warren-
   try {
     return await connect(flags.url, { name, logger: stderrLogger(io), connectTimeoutMs: 5000 });
   } catch (err) {
-    throw brokerError(err);
+    throw brokerError(err, flags.url === undefined && process.env.AMQP_URL !== undefined ? "AMQP_URL" : "--url");
   }
 }
 

@@ -68,10 +68,15 @@ function report(err: RpcError, io: Io, declared = false): number {
     const data = err.data === undefined ? "" : ` data: ${JSON.stringify(err.data)}`;
     io.err(`warren: ${target}: ${err.code} (declared error): ${oneLine(err.message)}${data}`);
     return Exit.declaredError;
+  } else if (CODE_EXIT[err.code] === undefined) {
+    const data = err.data === undefined ? "" : ` data: ${JSON.stringify(err.data)}`;
+    const message = err.message.startsWith(`${target}: `) ? err.message.slice(target.length + 2) : err.message;
+    io.err(`warren: ${target}: ${err.code} (a code your contract does not declare for this method: a newer server's?): ${oneLine(message)}${data}`);
+    return UNDECLARED_EXIT;
   } else {
     io.err(`warren: ${oneLine(err.message.startsWith(target) ? err.message : `${target}: ${err.message}`)} [${err.code}]`);
   }
-  return CODE_EXIT[err.code] ?? UNDECLARED_EXIT;
+  return CODE_EXIT[err.code]!;
 }
 
 /** The request from the argument, else from stdin; bad JSON is a usage error with its line and column. */

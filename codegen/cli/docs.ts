@@ -1,7 +1,7 @@
 /** `warren docs [--out DIR]`: the AsyncAPI 3.0.0 document and the Markdown reference of every contract. */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { DEFAULT_URL } from "../../src/index.js";
+import { DEFAULT_URL, redactUrl } from "../../src/index.js";
 import { toPosix } from "../load.js";
 import { asyncApiDocument, serverOf } from "./asyncapi.js";
 import { loadContracts, type ContractFlags } from "./contracts.js";
@@ -24,7 +24,8 @@ export async function runDocs(flags: DocsFlags, io: Io): Promise<number> {
   try {
     server = serverOf(url);
   } catch {
-    throw new CliError(Exit.usage, `--server must be an amqp:// or amqps:// URL, got "${url}"`);
+    const source = flags.server === undefined ? "AMQP_URL" : "--server";
+    throw new CliError(Exit.usage, `${source} must be an amqp:// or amqps:// URL, got "${redactUrl(url)}"`);
   }
   const asyncapi = `${JSON.stringify(asyncApiDocument(contracts.model, server), null, 2)}\n`;
   const markdown = markdownReference(contracts.model, contracts.dir);

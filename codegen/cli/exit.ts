@@ -39,9 +39,16 @@ export const CODE_EXIT: Readonly<Record<string, number>> = {
   setup_failed: 25,
   rejected: 26,
   invalid_event: 27,
+  unauthenticated: 28,
+  permission_denied: 29,
+  idempotency_conflict: 30,
 };
 
-/** The status of an application error code a caller's contract does not declare (a newer server's). */
+/**
+ * The status of an error code that is neither a framework code nor declared by
+ * the caller's contract for the method: most likely an error a newer version
+ * of the contract added, sent by a server already running it.
+ */
 export const UNDECLARED_EXIT = 19;
 
 /** A failure to report as `warren: <message>` with `exit`. */
@@ -64,11 +71,16 @@ export function oneLine(text: string): string {
     .join("; ");
 }
 
-/** A failed `connect()` as the CLI reports it: status 4, the runtime's message (it names the redacted address and what to do). */
-export function brokerError(err: unknown): CliError {
+/**
+ * A failed `connect()` as the CLI reports it: status 4, the runtime's message
+ * (it names the redacted address and what to do); an address that is not
+ * `amqp://` or `amqps://` is a usage mistake (status 2) of `source`, where the
+ * address came from (`--url` or `AMQP_URL`).
+ */
+export function brokerError(err: unknown, source = "--url"): CliError {
   const message = (err instanceof Error ? err.message : String(err)).replace(/^warren: /, "");
   // connect() throws a TypeError, before dialing anything, for an address that is not amqp:// or amqps://: a bad argument.
-  if (err instanceof TypeError) return new CliError(Exit.usage, `--url: ${oneLine(message)}`);
+  if (err instanceof TypeError) return new CliError(Exit.usage, `${source}: ${oneLine(message)}`);
   return new CliError(Exit.broker, `cannot connect to the broker: ${oneLine(message)}`);
 }
 

@@ -35,9 +35,11 @@ exit statuses:
   2  usage: bad command line,      13  bad_message       14  unknown_method
      unknown name, bad JSON        15  internal          16  unimplemented
   3  contracts cannot be read      17  incompatible_version
-  4  broker unreachable/refused    19  an error code the contract does not declare
+  4  broker unreachable/refused    19  a code your contract does not declare (a newer server's?)
   5  queue does not exist          20  timeout  21  no_server  22  connection_lost
-                                   23  canceled 24  access_refused  25  setup_failed`;
+                                   23  canceled 24  access_refused  25  setup_failed
+                                   26  rejected 27  invalid_event   28  unauthenticated
+                                   29  permission_denied  30  idempotency_conflict`;
 
 /** Builds the program; actions store the status they end with in `status`. */
 function program(io: Io, state: { status: number; errors: string[] }): Command {
@@ -52,6 +54,15 @@ function program(io: Io, state: { status: number; errors: string[] }): Command {
       writeOut: (s) => io.out(s.replace(/\n+$/, "")),
       writeErr: (s) => io.err(s.replace(/\n+$/, "")),
       outputError: (s) => void state.errors.push(s),
+    })
+    // Commander checks required options before unknown ones, and counts surplus arguments without naming them:
+    // the few required ones are checked by the commands, and this hook names a surplus argument or an empty value.
+    .allowExcessArguments(true)
+    .hook("preAction", (_root, command) => {
+      const extra = command.args[command.registeredArguments.length];
+      if (extra !== undefined) command.error(`error: unexpected argument '${extra}'`, { code: "commander.excessArguments" });
+      const empty = command.options.find((o) => command.getOptionValue(o.attributeName()) === "");
+      if (empty !== undefined) command.error(`error: option '${empty.flags}' argument missing`, { code: "commander.optionMissingArgument" });
     })
     .addHelpText("after", `
 examples:
@@ -104,7 +115,7 @@ ${EXIT_HELP}`);
         .command("serve")
         .description("serve a mock of a service: every method answers with its response schema's examples, else generated sample data")
         .argument("[Service]", "the service (or use --mock Service)")
-        .requiredOption("--mock [Service]", "serve mock handlers (the only kind of server this command runs)")
+        .option("--mock [Service]", "serve mock handlers (required: the only kind of server this command runs)")
         .option("--queue <name>", "consume this queue instead of the contract's")
         .option("--quiet", "do not print a line per request"),
     ),
@@ -183,20 +194,44 @@ them redelivered.`);
   root
     .command("breaking")
     .description("compare the contracts with another version (a git ref or a directory) and classify every change as wire-breaking, code-breaking or safe")
-    .requiredOption("--against <ref>", "the old contracts: a git ref (main, origin/main, HEAD~1, v1.2.0) or a schemas directory")
+    .option("--against <ref>", "the old contracts (required): a git ref (main, origin/main, HEAD~1, v1.2.0) or a schemas directory")
     .option("--schemas <dir>", "the new contracts (default: the config file's \"schemas\", else schemas)")
     .option("--check-version", "also check each service's version bump against its changes")
     .addHelpText("after", "\nprints one line per change: \"wire|code|wire+code|safe  <file>#<pointer>: <reason>\"; exit 1 on a wire-breaking change unless the major version was raised (docs/EVOLUTION.md)")
-    .action((flags: { against: string; schemas?: string; checkVersion?: boolean }) =>
-      generator(["breaking", "--against", flags.against, ...(flags.schemas === undefined ? [] : ["--schemas", flags.schemas]), ...(flags.checkVersion === true ? ["--check-version"] : [])]),
+    .action((flags: { against?: string; schemas?: string; checkVersion?: boolean }) =>
+      generator(["breaking", ...(flags.against === undefined ? [] : ["--against", flags.against]), ...(flags.schemas === undefined ? [] : ["--schemas", flags.schemas]), ...(flags.checkVersion === true ? ["--check-version"] : [])]),
     );
   return root;
 }
 
-/** Runs the generator's own command line (codegen/run.ts), loaded only now: it brings ts-morph, which the other commands do not need. */
+/**
+ * Runs the generator's own command line (codegen/run.ts), loaded only now: it brings ts-morph, which the other commands do not need.
+ * Its messages name the command as typed here (`warren codegen: …`, `warren breaking: …`).
+ */
 async function runGenerator(args: readonly string[], io: Io): Promise<number> {
   const { runCli } = await import("../run.js");
-  return runCli(args, { cwd: io.cwd, out: io.out, err: io.err });
+  return runCli(args, { cwd: io.cwd, out: io.out, err: io.err, program: "warren" });
+}
+
+/** The command `argv` runs, as the path from the root: `[warren, dlq, show]`. */
+function commandOf(root: Command, argv: readonly string[]): Command[] {
+  const path = [root];
+  for (const arg of argv) {
+    if (arg.startsWith("-")) continue;
+    const sub = path.at(-1)!.commands.find((c) => c.name() === arg);
+    if (sub === undefined) break;
+    path.push(sub);
+  }
+  return path;
+}
+
+/** Commander's message in warren's words: no "error: " prefix, its did-you-mean on the same line, a value given to a switch called that. */
+function usageText(message: string, command: readonly Command[]): string {
+  const text = message.replace(/^error: /, "").replace(/\n\(Did you mean (.*)\?\)/, "; did you mean $1?");
+  // Commander reads `--check=yes` for a switch as an unknown option named "--check=yes".
+  const switchValue = /^unknown option '(--[^=']+)=([^']*)'/.exec(text);
+  if (switchValue !== null && command.at(-1)!.options.some((o) => o.long === switchValue[1])) return `option '${switchValue[1]}' takes no value (got '${switchValue[2]}')`;
+  return text;
 }
 
 /** Runs `warren` with `argv` (without node and script); resolves to the exit status. */
@@ -213,10 +248,8 @@ export async function runWarren(argv: readonly string[], io: Io): Promise<number
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return err.exitCode === 0 ? Exit.ok : Exit.usage;
-      const text = (state.errors.join("\n") || err.message).replace(/^error: /, "").replace(/\n\(Did you mean (.*)\?\)/, "; did you mean $1?");
-      const command = argv.find((a) => !a.startsWith("-"));
-      const helpFor = command !== undefined && root.commands.some((c) => c.name() === command) ? `warren ${command} --help` : "warren --help";
-      io.err(`warren: ${oneLine(text)} (see: ${helpFor})`);
+      const command = commandOf(root, argv);
+      io.err(`warren: ${oneLine(usageText(state.errors.join("\n") || err.message, command))} (see: ${[...command.map((c) => c.name()), "--help"].join(" ")})`);
       return Exit.usage;
     }
     if (err instanceof CliError) {

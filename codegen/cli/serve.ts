@@ -22,6 +22,7 @@ export interface ServeFlags extends ContractFlags, BrokerFlags {
 
 /** Runs `warren serve --mock`; resolves to the exit status once stopped. */
 export async function runServe(positional: string | undefined, flags: ServeFlags, io: Io): Promise<number> {
+  if (flags.mock === undefined) throw new CliError(Exit.usage, `serve runs mocks only: write warren serve --mock ${positional ?? "Service"}`);
   const named = typeof flags.mock === "string" ? flags.mock : undefined;
   if (named !== undefined && positional !== undefined && named !== positional) throw new CliError(Exit.usage, `two services named: --mock ${named} and ${positional}; serve one per process`);
   const name = named ?? positional;

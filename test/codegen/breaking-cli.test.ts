@@ -128,7 +128,10 @@ describe("against a git ref", () => {
 
 describe("usage errors: exit 2, one line, no stack", () => {
   const cases: Array<[string, string[], RegExp, () => string]> = [
-    ["an unknown flag", ["breaking", "--against", "HEAD", "--nope"], /Unknown option '--nope'/, () => ROOT],
+    ["an unknown flag", ["breaking", "--against", "HEAD", "--nope"], /: unknown option '--nope' \(/, () => ROOT],
+    ["a misspelt flag", ["breaking", "--againts", "HEAD"], /: unknown option '--againts'; did you mean --against\? \(/, () => ROOT],
+    ["--against without its value", ["breaking", "--against"], /: option '--against <ref>' argument missing \(/, () => ROOT],
+    ["a ref given without --against", ["breaking", "main"], /: unexpected argument 'main' \(/, () => ROOT],
     ["no --against", ["breaking"], /--against is required/, () => ROOT],
     ["a missing --schemas directory", ["breaking", "--against", "schemas", "--schemas", "nowhere"], /--schemas "nowhere" is not a directory/, () => ROOT],
     ["an unknown git ref", ["breaking", "--against", "no-such-ref~3"], /--against "no-such-ref~3" is neither a directory nor a git ref of the repository at /, () => ROOT],

@@ -72,6 +72,6 @@ test("a failing run leaves an existing output directory untouched", async () => 
 test("usage errors exit 2 with one line naming --help", async () => {
   const r = await cli(["--bogus"]);
   expect(r.code).toBe(2);
-  expect(r.err).toEqual([expect.stringMatching(/^warren-codegen: Unknown option '--bogus'.*\(see: warren-codegen --help\)$/)]);
+  expect(r.err).toEqual(["warren-codegen: unknown option '--bogus' (see: warren-codegen --help)"]);
   expect((await cli(["--check", "--scaffold", "x"])).code).toBe(2);
 });

@@ -6,6 +6,8 @@
 import { describe, expect, it } from "vitest";
 import type { HandlerContext } from "../../src/index.js";
 import { descriptorOf, loadContracts } from "../../codegen/cli/contracts.js";
+import { CODE_EXIT, UNDECLARED_EXIT } from "../../codegen/cli/exit.js";
+import { Code } from "../../src/core/codes.js";
 import { openConnection, unreachableUrl } from "../helpers/broker.js";
 import { greeterContract, greeterNames, oneLine, tempSchemas, warren, warrenAll, warrenHere, type Run } from "../cli/run.js";
 
@@ -58,6 +60,29 @@ describe("warren call", () => {
     expect(run.code).toBe(10);
     expect(run.stdout).toBe("");
     expect(oneLine(run)).toBe('warren: Greeter.greet: banned (declared error): That name is not greeted. data: {"name":"Voldemort"}');
+  });
+
+  it("an error code the caller's contract does not declare (a newer server's): exit 19, saying so, with its message and data", async () => {
+    const { names, schemas } = await setup();
+    // The server runs a newer contract that added the error "quota" to greet; the caller's does not know it.
+    const newer = greeterContract(names) as { version: string; methods: { greet: { errors: Record<string, unknown> } } };
+    newer.version = "1.3.0";
+    newer.methods.greet.errors.quota = { description: "Over quota.", data: { type: "object", properties: { limit: { type: "integer" } } } };
+    const { model } = await loadContracts({ schemas: await tempSchemas({ "greeter.service.json": newer }) }, process.cwd());
+    const conn = await openConnection();
+    const greet = (_request: unknown, ctx: HandlerContext<{ code: "quota"; data: { limit: number } }>) => {
+      throw ctx.error("quota", { limit: 3 });
+    };
+    await conn.server().register(descriptorOf(model.services[0]!, model), { greet, stamp: () => ({}), strict: () => "1" } as never);
+    const run = await warrenHere(["call", "Greeter.greet", '{"name":"Ada"}', "--schemas", schemas]);
+    expect(run.code).toBe(19);
+    expect(oneLine(run)).toBe(`warren: Greeter.greet: quota (a code your contract does not declare for this method: a newer server's?): Over quota. data: {"limit":3}`);
+  });
+
+  it("every framework code a call can end with has a status of its own: 19 is left for codes no contract of the caller declares", () => {
+    const statuses = Object.keys(Code).map((code) => CODE_EXIT[code]);
+    expect(statuses.every((s) => s !== undefined && s !== UNDECLARED_EXIT && s >= 11)).toBe(true);
+    expect(new Set(statuses).size).toBe(statuses.length);
   });
 
   it("an invalid request: exit 11 naming every issue's JSON pointer, and nothing is sent (not even a connection is needed)", async () => {
