@@ -299,7 +299,7 @@ lines.push(`| ${cpuHead.join(" | ")} |`, `|${cpuHead.map(() => " --- ").join("|"
 for (const s of summary) {
   lines.push(`| ${[s.cell.label, ...impls.flatMap((i) => CPU_KEYS.map((k) => f0(s.byImpl[i].cpuPerEvent[k])))].join(" | ")} |`);
 }
-lines.push("", "Per repetition (events/s):", "");
+lines.push("", `Per repetition (events/s); the order of each repetition's slices: ${Array.from({ length: reps }, (_, i) => balancedOrder(impls, i + 1).join(" ")).join(" / ")}`, "");
 for (const s of summary) {
   const ratios = compared.map((base) => `; warren ÷ ${base} ${s.ratios[base]!.perRep.map(f2).join(" / ")}`).join("");
   lines.push(`- ${s.cell.id}: ${impls.map((i) => `${i} ${raw[s.cell.id]![i]!.map((r) => f0(r.eventsPerSec)).join(" / ")}`).join("; ")}${ratios}`);
