@@ -65,7 +65,11 @@ export type CloseReason = Error | undefined;
  *    exactly once (after the fact: on the next microtask). No close is ever
  *    missed because the listener was attached late.
  * 2. `publish` returns false when the socket buffer is full (wait for
- *    `onDrain`), and throws when the channel is closed.
+ *    `onDrain`), and throws when the channel is closed. When it throws
+ *    because the channel can send nothing more (it is closed, or its close,
+ *    or its connection's, is under way), `closed` is true by then, possibly
+ *    before the `onClose` listeners have run; a throw with `closed` false is
+ *    a refusal of that one message (the channel stays usable).
  * 3. Operations that wait for the broker reject with the broker's error, whose
  *    `code` is the AMQP reply code (404, 403, 406, ...) when the broker refused.
  * 4. A delivery's handler runs synchronously as frames are read; `null` means

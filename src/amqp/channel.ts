@@ -6,14 +6,22 @@
  * read as the operation's reply. A close that came even before that (in the
  * read that completed the channel's creation) is read off amqplib's channel
  * table. Here `closed` and `onClose` cannot miss it.
+ *
+ * Between `close()` (the channel's or its connection's) and the close itself
+ * (close-ok), amqplib refuses to send with an `IllegalOperationError` while
+ * the channel still looks open; a publish it refuses so marks the channel
+ * closed at once, so that whoever published knows the message can go out on
+ * the next channel only. The `onClose` listeners run when the close comes.
  */
-import type { Channel } from "amqplib";
+import { IllegalOperationError, type Channel } from "amqplib";
 import { NackError, type AckTarget, type CloseReason, type Delivery, type MessageProperties, type QueueOptions, type Returned, type WireChannel } from "./channel-source.js";
 import { closedAlready, publishConfirmedMessage, publishMessage } from "./internals.js";
 
 /** An amqplib channel (plain or confirm) behind the {@link WireChannel} interface. */
 export class AmqpChannel implements WireChannel {
   #closed = false;
+  /** A publish failed because the close of the channel or its connection is under way: it can send nothing more. */
+  #closing = false;
   #reason: CloseReason;
   #listeners: ((reason: CloseReason) => void)[] = [];
 
@@ -32,7 +40,7 @@ export class AmqpChannel implements WireChannel {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.#closing;
   }
 
   onClose(listener: (reason: CloseReason) => void): void {
@@ -57,15 +65,29 @@ export class AmqpChannel implements WireChannel {
   }
 
   publish(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory = false): boolean {
-    return publishMessage(this.raw, exchange, routingKey, content, props, mandatory);
+    try {
+      return publishMessage(this.raw, exchange, routingKey, content, props, mandatory);
+    } catch (err) {
+      throw this.#refused(err);
+    }
   }
 
   publishConfirmed(exchange: string, routingKey: string, content: Buffer, props: MessageProperties, confirmed: (err: Error | null) => void): boolean {
-    // amqplib reports a nack and a channel closed with unconfirmed messages both as an Error; only the nack says "nacked".
-    // A channel the broker closed (403 for a publish it refused) is reported with the broker's reason.
-    return publishConfirmedMessage(this.raw, exchange, routingKey, content, props, (err) =>
-      confirmed(err == null ? null : err.message === "message nacked" ? new NackError() : (this.#reason ?? err)),
-    );
+    try {
+      // amqplib reports a nack and a channel closed with unconfirmed messages both as an Error; only the nack says "nacked".
+      // A channel the broker closed (403 for a publish it refused) is reported with the broker's reason.
+      return publishConfirmedMessage(this.raw, exchange, routingKey, content, props, (err) =>
+        confirmed(err == null ? null : err.message === "message nacked" ? new NackError() : (this.#reason ?? err)),
+      );
+    } catch (err) {
+      throw this.#refused(err);
+    }
+  }
+
+  /** What a publish threw; amqplib's refusal to send on a closing channel (or connection) marks it closed. */
+  #refused(err: unknown): unknown {
+    if (err instanceof IllegalOperationError) this.#closing = true;
+    return err;
   }
 
   async consume(queue: string, deliver: (msg: Delivery | null) => void, options: { noAck?: boolean } = {}): Promise<string> {

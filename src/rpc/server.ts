@@ -398,15 +398,31 @@ class ServiceRegistration implements Registration {
     this.#answered.add(inbound.key);
   }
 
-  /** Sends the replies that waited for a channel (their handlers finished while the consumer resumed) on `channel`, just opened. */
+  /**
+   * Sends the replies that waited for a channel (their handlers finished while
+   * the consumer resumed, or their channel was closing) on `channel`, just
+   * opened. A channel that closed again before it could take them (even in the
+   * read that completed its setup) leaves them to the next one: marked
+   * answered without going out, they would have the redelivered copies acked
+   * unanswered.
+   */
   #sendHeldReplies(channel: WireChannel): void {
-    for (const { inbound, type, body } of this.#heldReplies.splice(0)) {
-      this.#answeredAfterLoss(inbound);
+    if (channel.closed) return;
+    for (const held of this.#heldReplies.splice(0)) {
+      const { type, body } = held;
+      let inbound = held.inbound;
+      // A copy redelivered since it was held took its place (its channel closed too): that copy is answered and acked.
+      while (inbound.adoptedBy !== undefined) inbound = inbound.adoptedBy;
       try {
         channel.publish("", inbound.replyTo!, body, { contentType: CONTENT_TYPE, correlationId: inbound.correlationId, type });
       } catch (err) {
+        if (channel.closed) {
+          this.#heldReplies.push(held);
+          continue;
+        }
         this.options.logger.error({ service: this.service, method: inbound.wireName, correlationId: inbound.correlationId, err }, `could not reply to ${JSON.stringify(inbound.replyTo)} (${(err as Error).message}); dropped`);
       }
+      this.#answeredAfterLoss(inbound);
       this.#finish(inbound);
     }
   }
@@ -576,7 +592,9 @@ class ServiceRegistration implements Registration {
    * redelivered, never lost. A body JSON cannot encode is answered with
    * `internal` instead; a reply the channel refuses while it is still open is
    * dropped with a log line and the request acked (it would fail the same way
-   * again). Only a closed channel leaves the request unacked, for redelivery.
+   * again). A channel that can send nothing more (closed, or closing) leaves
+   * the request unacked, and the reply goes out on the next channel; see
+   * {@link #unsent}.
    */
   #send(inbound: Inbound, type: string, body: unknown): void {
     let encoded = tryEncodeBody(body);
@@ -589,8 +607,8 @@ class ServiceRegistration implements Registration {
     const ctx = inbound.ctx;
     // A copy redelivered while the handler ran on took its place: the reply and the ack go there.
     while (inbound.adoptedBy !== undefined) inbound = inbound.adoptedBy;
-    const { correlationId } = inbound;
     let channel = inbound.channel;
+    let redirected = false;
     if (channel.closed && (inbound.settledEarly || this.#orphans.get(inbound.key) === inbound)) {
       // The handler outlived its channel, and the caller may still wait: any channel reaches a reply_to; if none is open, the next one.
       const current = this.#current?.channel;
@@ -598,22 +616,46 @@ class ServiceRegistration implements Registration {
         this.#heldReplies.push({ inbound, type, body: encoded.body });
         return;
       }
-      this.#answeredAfterLoss(inbound);
       channel = current;
+      redirected = true;
     }
     try {
-      channel.publish("", inbound.replyTo!, encoded.body, { contentType: CONTENT_TYPE, correlationId, type });
+      channel.publish("", inbound.replyTo!, encoded.body, { contentType: CONTENT_TYPE, correlationId: inbound.correlationId, type });
     } catch (err) {
-      const target = { service: this.service, method: inbound.wireName };
-      // For the request's span (telemetry reads it once the reply should be out); allocated only on this path.
-      if (ctx !== undefined) ctx.replyFailure = { error: err, redelivered: channel.closed };
-      if (channel.closed) {
-        this.options.logger.error({ ...target, correlationId, err }, `could not reply (${(err as Error).message}); the broker will redeliver the request`);
-        return;
-      }
-      this.options.logger.error({ ...target, correlationId, err }, `could not reply to ${JSON.stringify(inbound.replyTo)} (${(err as Error).message}); dropped`);
+      if (this.#unsent(inbound, ctx, channel, type, encoded.body, err)) return;
     }
+    // Answered (or dropped for good) only now: a copy that comes back is acked, not run again.
+    if (redirected) this.#answeredAfterLoss(inbound);
     this.#finish(inbound);
+  }
+
+  /**
+   * `channel` threw when publishing the reply to `inbound`. Open, it refused
+   * this reply: dropped, and false (the caller acks). Closed or closing (its
+   * close listener may not have run yet), the broker redelivers the request,
+   * which stays unacked (true): the reply is held for the next channel, and the
+   * copy, when it comes back here, is answered by it, not run again; the
+   * handler has finished, so nothing else would answer a copy taken over. With
+   * no next channel (this service or the connection is closing) the copy runs
+   * on another server.
+   */
+  #unsent(inbound: Inbound, ctx: Context | undefined, channel: WireChannel, type: string, body: Buffer, err: unknown): boolean {
+    const fields = { service: this.service, method: inbound.wireName, correlationId: inbound.correlationId, err };
+    const reason = (err as Error)?.message ?? String(err);
+    if (!channel.closed) {
+      // For the request's span (telemetry reads it once the reply should be out); allocated only on this path.
+      if (ctx !== undefined) ctx.replyFailure = { error: err, redelivered: false };
+      this.options.logger.error(fields, `could not reply to ${JSON.stringify(inbound.replyTo)} (${reason}); dropped`);
+      return false;
+    }
+    if (this.#closing !== undefined || this.source.closed) {
+      if (ctx !== undefined) ctx.replyFailure = { error: err, redelivered: true };
+      this.options.logger.error(fields, `could not reply (${reason}); the broker will redeliver the request`);
+      return true;
+    }
+    this.#heldReplies.push({ inbound, type, body });
+    logInfo(this.options.logger, fields, `could not reply on a closing channel (${reason}); the reply goes out on the next channel, and the redelivered request is acknowledged, not run again`);
+    return true;
   }
 
   /** The request is done with (replied to or dropped on purpose): ack it. */

@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Channel, ChannelModel } from "amqplib";
+import type { WireChannel } from "../../src/amqp/channel-source.js";
 import { AmqpChannel } from "../../src/amqp/channel.js";
 import { closedAlready, inspectInternals } from "../../src/amqp/internals.js";
 import { openConnection } from "../helpers/broker.js";
@@ -44,6 +45,21 @@ describe("amqplib internals (pinned version)", () => {
     channel.onClose((reason) => calls.push(reason));
     await new Promise((r) => setImmediate(r));
     expect(calls).toEqual([undefined]);
+  });
+
+  it("a publish amqplib refuses while the close of the channel, or of its connection, is under way marks the channel closed at once; its close listeners run when the close comes", async () => {
+    const conn = await openConnection();
+    for (const close of [(channel: WireChannel) => channel.close(), () => conn.close()]) {
+      const channel = await conn.open();
+      const closes: unknown[] = [];
+      channel.onClose((reason) => closes.push(reason));
+      const closed = close(channel);
+      expect(channel.closed).toBe(false); // closing: nothing has said so yet
+      expect(() => channel.publish("", "nowhere", Buffer.from("{}"), {})).toThrow(/(Channel|Connection) closing/);
+      expect([channel.closed, closes]).toEqual([true, []]); // a server holds the reply for the next channel from here
+      await closed;
+      expect(closes).toEqual([undefined]);
+    }
   });
 
   it("acks on a channel the broker closed are ignored, not thrown (the broker requeues the delivery)", async () => {

@@ -6,7 +6,7 @@ import type { ConsumeMessage } from "amqplib";
 import { describe, expect, it } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
 import { PointsClient, servePoints } from "../../generated/points/index.js";
-import { DIRECT_REPLY_TO, RpcError, connect } from "../../src/index.js";
+import { DIRECT_REPLY_TO, RpcError, connect, type LogFields } from "../../src/index.js";
 import { calculatorHandlers } from "../../examples/services/calculator.js";
 import {
   AMQP_URL,
@@ -140,6 +140,29 @@ describe("connection faults", () => {
     const client = await conn.client({ queues: { Calculator: queue } });
     onTeardown(() => client.close());
     await expect(new CalculatorClient(client).add({ a: 3, b: 4 }, { timeoutMs: 5000 })).resolves.toEqual({ sum: 7 });
+  });
+
+  it("a reply published while its channel closes (the server closes it when the broker cancels its consumer) goes out on the next channel", async () => {
+    const logger = recordingLogger();
+    let release: (() => void) | undefined;
+    // The server logs the cancel and closes its channel in the same turn: a handler finishing on that line replies during the close.
+    const onCancel = { ...logger, error: (fields: LogFields, message: string) => (logger.error(fields, message), message.includes("cancelled the consumer") && release?.()) };
+    const serverConn = await openConnection(uniqueName("server-conn"), onCancel);
+    const queue = deleteAfter(uniqueName("calc"));
+    const server = serverConn.server();
+    onTeardown(() => server.close());
+    const add = ({ a, b }: { a: number; b: number }) => new Promise<{ sum: number }>((resolve) => (release = () => resolve({ sum: a + b })));
+    await serveCalculator(server, { ...calculatorHandlers, add }, { queue });
+    const conn = await openConnection();
+    const client = await conn.client({ queues: { Calculator: queue } });
+    onTeardown(() => client.close());
+    const call = new CalculatorClient(client).add({ a: 3, b: 4 }, { timeoutMs: 5000 });
+    await until(() => release !== undefined, "the handler to run");
+    const ch = await conn.channel();
+    onTeardown(() => ch.close());
+    await ch.deleteQueue(queue); // the request goes with the queue: only the handler's reply can answer the caller
+    await expect(call).resolves.toEqual({ sum: 7 });
+    expect(logger.lines.join("\n")).toContain("could not reply on a closing channel (Channel closing)");
   });
 });
 
