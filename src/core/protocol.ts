@@ -168,14 +168,20 @@ export function isReplyCode(code: string): boolean {
 }
 
 /**
- * For an {@link RpcError} whose code only a caller or a publisher raises
+ * For an {@link RpcError} that escaped a handler and came from a call or
+ * publish the handler made, what happened: that call failed, with its code and
+ * message. Such an error is one whose code only a caller or a publisher raises
  * (`timeout`, `no_server`, `connection_lost`, `rejected`, …: not
- * {@link isReplyCode}) that escaped a handler, what happened: a call or
- * publish the handler made failed, with that code and message. `undefined`
- * for anything else.
+ * {@link isReplyCode}), or one that names the service and method of another
+ * call than `own` (warren's client sets them on every error of a call: an
+ * `invalid_request` of the handler's own nested request, a peer's `internal`
+ * or `permission_denied`). `undefined` for anything else, such as a code the
+ * handler raised itself.
  */
-export function describeFailedCall(err: unknown): string | undefined {
-  if (!(err instanceof RpcError) || isReplyCode(err.code)) return undefined;
+export function describeFailedCall(err: unknown, own?: { readonly service: string; readonly method: string }): string | undefined {
+  if (!(err instanceof RpcError)) return undefined;
+  const ofAnotherCall = err.service !== undefined && (own === undefined || err.service !== own.service || err.method !== own.method);
+  if (isReplyCode(err.code) && !ofAnotherCall) return undefined;
   return `a call or publish the handler made failed (${err.code}: ${err.message})`;
 }
 

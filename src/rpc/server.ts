@@ -86,12 +86,24 @@ const REFUSAL_CODES: ReadonlySet<string> = new Set<Code>(["unimplemented", "unau
 
 /**
  * Codes of a handler's failed call or publish that this service's own setup
- * or code must fix (its permissions, what it declares, an event it built):
- * logged as errors. The others (`timeout`, `no_server`, `connection_lost`,
- * `canceled`, `rejected`) say a peer or the broker failed or was slow, which
- * that side logs: warnings.
+ * or code must fix (its permissions and credentials, the request or event it
+ * built, a contract older or newer than its peer's): logged as errors. The
+ * others (`timeout`, `no_server`, `connection_lost`, `canceled`, `rejected`,
+ * a peer's `internal` or `invalid_response`, its declared errors) say a peer
+ * or the broker failed or was slow, which that side logs: warnings.
  */
-const FIX_HERE_CODES: ReadonlySet<string> = new Set<Code>(["setup_failed", "access_refused", "invalid_event"]);
+const FIX_HERE_CODES: ReadonlySet<string> = new Set<Code>([
+  "setup_failed",
+  "access_refused",
+  "invalid_event",
+  "invalid_request",
+  "bad_message",
+  "unknown_method",
+  "incompatible_version",
+  "unauthenticated",
+  "permission_denied",
+  "idempotency_conflict",
+]);
 
 /** A served method: its descriptor, its handler and its compiled checks. */
 interface MethodEntry {
@@ -682,13 +694,14 @@ class ServiceRegistration implements Registration {
         this.options.logger.error({ ...fields, code: "invalid_response", declared: err.code }, `declared error "${err.code}" has invalid data: ${formatIssues(issues)}`);
         return new ValidationError("invalid_response", "server", issues, { ...target, what: `data of error "${err.code}"` });
       }
-      if (REFUSAL_CODES.has(err.code)) return new RpcError(err.code, err.message, err.data === undefined ? {} : { data: err.data });
     }
-    const failedCall = describeFailedCall(err);
+    const failedCall = describeFailedCall(err, target);
+    if (failedCall === undefined && isRpcError(err) && REFUSAL_CODES.has(err.code)) return new RpcError(err.code, err.message, err.data === undefined ? {} : { data: err.data });
     if (failedCall !== undefined) {
-      // Answered `internal`, not with the code it carries: that code is about a call this handler made, not about the caller's request, and a
-      // caller retries timeout, no_server and connection_lost (RETRYABLE_CODES), so each caller up a chain of calls would retry what the one below
-      // it retried already. Logged as what it is, without a stack: the line names the call and why it failed.
+      // Answered `internal`, not with the code it carries: that code is about a call this handler made, not about the caller's request (a nested
+      // call's invalid_request or permission_denied is this service's problem, not its caller's), and a caller retries timeout, no_server and
+      // connection_lost (RETRYABLE_CODES), so each caller up a chain of calls would retry what the one below it retried already. Logged as what
+      // it is, without a stack: the line names the call and why it failed.
       const cause = (err as RpcError).code;
       const level = FIX_HERE_CODES.has(cause) ? "error" : "warn";
       this.options.logger[level]({ ...fields, code: "internal", cause }, `${failedCall}; answering internal (correlation_id ${correlationId ?? "none"})`);

@@ -227,6 +227,15 @@ describe("server error handling", () => {
     expect(logs).toEqual([expect.stringMatching(/: a call or publish the handler made failed \(no_server: .+\); answering internal \(correlation_id [^)]+\)$/)]);
   });
 
+  it("answers internal, not invalid_request, when the request of a call the handler made is invalid: the caller's own request was fine", async () => {
+    let nested!: CalculatorClient;
+    const { conn, calc, logs } = await setup({ divide: () => nested.add({ a: "one" as never, b: 2 }).then((r) => ({ quotient: r.sum })) });
+    nested = new CalculatorClient(await conn.client());
+    const err = await rejection(calc.divide({ dividend: 1, divisor: 1 }));
+    expect(err.code).toBe("internal");
+    expect(logs).toEqual([expect.stringMatching(/Calculator\.divide: a call or publish the handler made failed \(invalid_request: Calculator\.add: .+\); answering internal \(correlation_id [^)]+\)$/)]);
+  });
+
   it("exposes the internal message only when enabled", async () => {
     const { calc } = await setup({ add: () => { throw new Error("visible detail"); } }, { exposeInternalErrors: true });
     const err = await rejection(calc.add({ a: 1, b: 2 }));

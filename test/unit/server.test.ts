@@ -251,6 +251,31 @@ describe("handler errors", () => {
     expect(caller.received[1]!.body).toEqual({ code: "internal", message: "internal server error", data: { cause: "a call or publish the handler made failed (timeout: Inventory.reserve: no reply within 500 ms)", stack: expect.any(String) } });
   });
 
+  it("sends internal, not the refusal, when a call the handler made was refused (its own invalid_request, a peer's permission_denied), and logs it as that call's failure; its own refusals pass", async () => {
+    const nested: RpcError[] = [
+      new RpcError("invalid_request", "Inventory.reserve: request invalid: /sku: must be string", { service: "Inventory", method: "reserve" }),
+      new RpcError("permission_denied", "Inventory.reserve: not yours", { service: "Inventory", method: "reserve" }),
+      new RpcError("internal", "Inventory.reserve: internal server error", { service: "Inventory", method: "reserve" }),
+      new RpcError("permission_denied", "not yours", { service: "Calculator", method: "add" }),
+      new RpcError("permission_denied", "not yours either"),
+    ];
+    addImpl = ({ a }) => { throw nested[a]!; };
+    for (let a = 0; a < nested.length; a++) caller.send({ a, b: 0 });
+    await settle();
+    expect(caller.received.map((r) => r.body)).toEqual([
+      { code: "internal", message: "internal server error" },
+      { code: "internal", message: "internal server error" },
+      { code: "internal", message: "internal server error" },
+      { code: "permission_denied", message: "not yours" },
+      { code: "permission_denied", message: "not yours either" },
+    ]);
+    expect(serverConn.lines).toEqual([
+      "warren: Calculator.add: a call or publish the handler made failed (invalid_request: Inventory.reserve: request invalid: /sku: must be string); answering internal (correlation_id c1)",
+      "warren: Calculator.add: a call or publish the handler made failed (permission_denied: Inventory.reserve: not yours); answering internal (correlation_id c2)",
+      "warren: Calculator.add: a call or publish the handler made failed (internal: Inventory.reserve: internal server error); answering internal (correlation_id c3)",
+    ]);
+  });
+
   it("sends internal for a rejected promise and for a thrown non-Error", async () => {
     addImpl = ({ a }) => (a === 1 ? Promise.reject(new Error("secret")) : ((): never => { throw "a string"; })());
     caller.send({ a: 1, b: 0 });
