@@ -136,10 +136,19 @@ export class AmqpChannel implements WireChannel {
     return msg === false ? undefined : (msg as unknown as Delivery);
   }
 
+  /**
+   * Closes the channel; settles once it is closed, however that came about.
+   * amqplib's `close()` settles only on the broker's close-ok: when the
+   * connection is lost after the close was sent, it stays pending forever
+   * (the channel's `close` event still comes), so the close event settles it
+   * too. A refusal (closed meanwhile by the broker or a lost connection) is
+   * the same outcome.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.raw.close().catch(() => {
-      /* closed meanwhile (by the broker or a lost connection): the outcome is the same */
+    await new Promise<void>((resolve) => {
+      this.onClose(() => resolve());
+      this.raw.close().then(resolve, () => resolve());
     });
   }
 }

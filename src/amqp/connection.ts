@@ -129,7 +129,14 @@ export class AmqpConnection extends EventEmitter implements ChannelSource {
     this.#settleReady?.reject(new RpcError("connection_lost", `connection to ${this.url} is closed`));
     const model = this.#model;
     this.#model = undefined;
-    if (model) await model.close().catch(() => {});
+    if (model) {
+      // amqplib settles close() on the broker's close-ok only: a socket lost after the close was sent leaves it pending forever, while the
+      // connection's close event still comes; either settles it.
+      await new Promise<void>((resolve) => {
+        model.once("close", () => resolve());
+        model.close().then(resolve, () => resolve());
+      });
+    }
     this.emit("close");
   }
 

@@ -11,7 +11,9 @@ import type { Channel, ChannelModel } from "amqplib";
 import type { WireChannel } from "../../src/amqp/channel-source.js";
 import { AmqpChannel } from "../../src/amqp/channel.js";
 import { closedAlready, inspectInternals } from "../../src/amqp/internals.js";
-import { openConnection } from "../helpers/broker.js";
+import { connect } from "../../src/index.js";
+import { onTeardown, openConnection, recordingLogger, uniqueName } from "../helpers/broker.js";
+import { startFrameProxy } from "../helpers/frame-proxy.js";
 
 /** amqplib's ChannelModel behind a warren connection's raw channel. */
 function modelOf(channel: Channel): ChannelModel {
@@ -60,6 +62,31 @@ describe("amqplib internals (pinned version)", () => {
       await closed;
       expect(closes).toEqual([undefined]);
     }
+  });
+
+  it("closing a channel settles when the connection is lost before the broker's close-ok (amqplib's close() alone never would)", async () => {
+    const proxy = await startFrameProxy();
+    onTeardown(() => proxy.close());
+    const conn = await connect(proxy.url, { name: uniqueName("close-lost"), logger: recordingLogger(), reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+    onTeardown(() => conn.close());
+    const channel = await conn.open();
+    const closes: unknown[] = [];
+    channel.onClose((reason) => closes.push(reason));
+    const closing = channel.close(); // channel.close is written; its close-ok cannot arrive before the socket goes
+    expect(proxy.dropAll()).toBe(1);
+    const outcome = await Promise.race([closing.then(() => "settled"), new Promise((r) => setTimeout(r, 3000, "still pending after 3 s"))]);
+    expect(outcome).toBe("settled");
+    expect([channel.closed, closes.length]).toEqual([true, 1]);
+  });
+
+  it("closing a connection settles when its socket is lost before the broker's close-ok", async () => {
+    const proxy = await startFrameProxy();
+    onTeardown(() => proxy.close());
+    const conn = await connect(proxy.url, { name: uniqueName("close-lost"), logger: recordingLogger() });
+    const closing = conn.close(); // connection.close is written; its close-ok cannot arrive before the socket goes
+    expect(proxy.dropAll()).toBe(1);
+    const outcome = await Promise.race([closing.then(() => "settled"), new Promise((r) => setTimeout(r, 3000, "still pending after 3 s"))]);
+    expect(outcome).toBe("settled");
   });
 
   it("acks on a channel the broker closed are ignored, not thrown (the broker requeues the delivery)", async () => {
