@@ -2,7 +2,9 @@
  * Keeps one consumer alive across channel and connection losses: opens a
  * channel, runs the owner's setup (declare, bind, prefetch), consumes, and
  * after an unexpected close starts over at once (then with capped backoff
- * while attempts fail) until closed. A channel the broker closed because a
+ * while attempts fail) until closed. An attempt whose setup the broker does
+ * not answer within {@link SETUP_LIMIT_MS} is given up and counts as failed,
+ * so no lost reply can stop the consumer for good. A channel the broker closed because a
  * delivery stayed unacknowledged past its consumer timeout is reported in one
  * line naming what overran (see docs/FAILURES.md#long-handlers-and-consumer_timeout).
  */
@@ -30,6 +32,31 @@ export function consumerTimeoutOf(reason: CloseReason): ConsumerTimeout | undefi
   return { timeoutMs: used ? Number(used[1]) : undefined, message };
 }
 
+/**
+ * How long the broker may take to answer a consumer's setup (declarations,
+ * bindings, consume) before the attempt is given up and started over. A
+ * healthy broker answers in milliseconds, a cluster electing a queue leader
+ * in seconds; past this, the answer is not coming (an operation whose reply
+ * was lost with a connection that never reported closing), and waiting on
+ * would leave the consumer stopped without a word.
+ */
+export const SETUP_LIMIT_MS = 60_000;
+
+/** A consumer's setup got no answer within {@link SETUP_LIMIT_MS}. */
+class SetupLimitReached extends Error {
+  override readonly name = "SetupLimitReached";
+}
+
+/** `work`, or a {@link SetupLimitReached} rejection with `message` once {@link SETUP_LIMIT_MS} have passed. */
+function withinLimit<T>(work: Promise<T>, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SetupLimitReached(message)), SETUP_LIMIT_MS);
+    timer.unref?.();
+  });
+  return Promise.race([work, limit]).finally(() => clearTimeout(timer));
+}
+
 /** What a {@link KeptConsumer} needs from its owner. */
 export interface ConsumerSetup<C extends WireChannel> {
   /** Opens a fresh channel (waits for a reconnection in progress). */
@@ -55,6 +82,8 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
   #consumerTag: string | undefined;
   #queue: string | undefined;
   #closing = false;
+  /** Counts start attempts; an attempt that is not the latest installs no consumer. */
+  #attempt = 0;
 
   constructor(
     private readonly what: string,
@@ -72,29 +101,24 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
     return this.#channel !== undefined && !this.#closing;
   }
 
-  /** Starts consuming; rejects when the first attempt fails. */
+  /**
+   * Starts consuming; rejects when the attempt fails, or when the broker has
+   * not answered its declarations and consume within {@link SETUP_LIMIT_MS}
+   * (waiting for the connection itself does not count).
+   */
   async start(): Promise<void> {
     const channel = await this.setup.open();
+    const attempt = ++this.#attempt;
+    let installed: boolean;
     try {
-      const queue = await this.setup.prepare(channel);
-      const consumerTag = await channel.consume(queue, (msg) => {
-        if (msg !== null) return this.setup.deliver(channel, msg);
-        // The broker cancelled the consumer (e.g. the queue was deleted): closing the channel triggers re-declaration.
-        this.logger.error({ subject: this.what, queue }, `the broker cancelled the consumer of queue "${queue}" (queue deleted?)`);
-        void channel.close().catch(() => {});
-      });
-      if (this.#closing) {
-        // close() ran while this (re)start was under way: do not leave a consumer behind.
-        await channel.close().catch(() => {});
-        return;
-      }
-      this.#channel = channel;
-      this.#consumerTag = consumerTag;
-      this.#queue = queue;
+      installed = await withinLimit(this.#consumeOn(channel, attempt), `no answer from the broker within ${SETUP_LIMIT_MS / 1000} s while declaring and consuming for ${this.what}`);
     } catch (err) {
-      await channel.close().catch(() => {});
+      if (this.#attempt === attempt) this.#attempt++; // a setup that still answers later installs nothing
+      if (err instanceof SetupLimitReached) void channel.close().catch(() => {}); // the broker answers nothing: a close-ok would not come either
+      else await channel.close().catch(() => {});
       throw err;
     }
+    if (!installed) return;
     // A close that came before this line (even in the same read as consume-ok) still reaches the listener.
     channel.onClose((reason) => {
       if (this.#channel !== channel || this.#closing) return;
@@ -105,6 +129,34 @@ export class KeptConsumer<C extends WireChannel = WireChannel> {
       else this.logger.warn({ subject: this.what, queue: this.#queue, err: reason }, `channel on queue "${this.#queue}" closed${reason ? ` (${reason.message})` : ""}; re-declaring and resuming`);
       void this.#resume();
     });
+  }
+
+  /**
+   * Declares and consumes on `channel` for start attempt `attempt`. False
+   * when the consumer is no longer wanted once consume-ok came: closed
+   * meanwhile, or the attempt was given up (its channel is then closed, and
+   * anything delivered on it before is left to the broker to redeliver).
+   */
+  async #consumeOn(channel: C, attempt: number): Promise<boolean> {
+    const queue = await this.setup.prepare(channel);
+    const consumerTag = await channel.consume(queue, (msg) => {
+      if (attempt !== this.#attempt) return; // an attempt given up: its channel is being closed, the broker redelivers
+      if (msg !== null) return this.setup.deliver(channel, msg);
+      // The broker cancelled the consumer (e.g. the queue was deleted): closing the channel triggers re-declaration.
+      this.logger.error({ subject: this.what, queue }, `the broker cancelled the consumer of queue "${queue}" (queue deleted?)`);
+      void channel.close().catch(() => {});
+    });
+    if (this.#closing || attempt !== this.#attempt) {
+      // close() ran while this (re)start was under way, or the attempt was given up: do not leave a consumer behind
+      // (cancelled first: the channel of an attempt given up may have been closed in vain already).
+      await channel.cancel(consumerTag).catch(() => {});
+      await channel.close().catch(() => {});
+      return false;
+    }
+    this.#channel = channel;
+    this.#consumerTag = consumerTag;
+    this.#queue = queue;
+    return true;
   }
 
   /** One line that says what happened, what overran, and what to configure; the resume follows at once. */

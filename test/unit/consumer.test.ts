@@ -1,11 +1,11 @@
 /** src/amqp/consumer.ts: a KeptConsumer re-declares and consumes again after its channel closes, whenever the close comes. */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Delivery, WireChannel } from "../../src/amqp/channel-source.js";
-import { KeptConsumer } from "../../src/amqp/consumer.js";
+import { KeptConsumer, SETUP_LIMIT_MS } from "../../src/amqp/consumer.js";
 import { FakeBroker, type FakeConnection } from "../helpers/fake-channel-source.js";
 
-/** A KeptConsumer of queue "q" (declared in `prepare`) that acks and records what it gets. */
-function keptConsumer(conn: FakeConnection) {
+/** A KeptConsumer of queue "q" (declared in `prepare`, after `before` of the attempt's number) that acks and records what it gets. */
+function keptConsumer(conn: FakeConnection, before?: (attempt: number) => Promise<void> | undefined) {
   const got: string[] = [];
   let prepared = 0;
   const consumer = new KeptConsumer(
@@ -14,6 +14,7 @@ function keptConsumer(conn: FakeConnection) {
       open: () => conn.open(),
       prepare: async (ch: WireChannel) => {
         prepared++;
+        await before?.(prepared);
         await ch.declareQueue("q", { durable: true });
         return "q";
       },
@@ -101,6 +102,40 @@ describe("KeptConsumer", () => {
     await broker.settle();
     expect(broker.queue("q")?.consumers).toBe(1);
     expect(prepared()).toBe(4);
+  });
+
+  it("gives up a resume whose setup the broker never answers, after SETUP_LIMIT_MS, and starts over; the late answer installs nothing", async () => {
+    vi.useFakeTimers();
+    const broker = new FakeBroker();
+    const conn = broker.connect();
+    let answer!: () => void;
+    const { consumer, got, prepared } = keptConsumer(conn, (n) => (n === 2 ? new Promise<void>((r) => (answer = r)) : undefined));
+    await consumer.start();
+    // The resume's setup (attempt 2) gets no answer, nor does the close of its channel (a broker that answers nothing).
+    const open = conn.open.bind(conn);
+    let opened = 0;
+    conn.open = async (...args: Parameters<typeof open>) => {
+      const channel = await open(...args);
+      if (++opened === 1) channel.close = async () => {};
+      return channel;
+    };
+    broker.channels("q")[0]!.failByBroker();
+    await broker.settle();
+    expect([prepared(), broker.queue("q")?.consumers, consumer.consuming]).toEqual([2, 0, false]);
+    await vi.advanceTimersByTimeAsync(SETUP_LIMIT_MS - 1);
+    expect(prepared()).toBe(2); // still waiting
+    await vi.advanceTimersByTimeAsync(1);
+    expect(conn.lines.filter((l) => l.includes("cannot resume"))).toEqual([expect.stringContaining(`no answer from the broker within ${SETUP_LIMIT_MS / 1000} s`)]);
+    await vi.advanceTimersByTimeAsync(200);
+    await broker.settle();
+    expect([prepared(), broker.queue("q")?.consumers, consumer.consuming]).toEqual([3, 1, true]);
+    answer(); // the given-up attempt's answer comes after all: it must not add a second consumer
+    await broker.settle();
+    await broker.settle();
+    expect(broker.queue("q")?.consumers).toBe(1);
+    (await broker.connect().open()).publish("", "q", Buffer.from("once"), {});
+    await broker.settle();
+    expect(got).toEqual(["once"]);
   });
 
   it("leaves no consumer behind when closed while resuming", async () => {
