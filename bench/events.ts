@@ -170,6 +170,7 @@ const onSignal = () => {
   void cleanup().finally(() => process.exit(130));
 };
 process.once("SIGINT", onSignal);
+process.once("SIGTERM", onSignal);
 try {
   for (const impl of impls) consumers[impl] = await startConsumer(impl);
   for (const impl of impls) publishers[impl] = await EVENT_PUBLISHERS[impl](url, names[impl]);
@@ -215,6 +216,7 @@ try {
   console.error(`benchmark aborted: ${(err as Error).stack ?? err}`);
 } finally {
   process.removeListener("SIGINT", onSignal);
+  process.removeListener("SIGTERM", onSignal);
   await cleanup();
 }
 if (failed) process.exit(1);

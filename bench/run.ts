@@ -166,6 +166,7 @@ const onSignal = () => {
   void cleanup().finally(() => process.exit(130));
 };
 process.once("SIGINT", onSignal);
+process.once("SIGTERM", onSignal);
 try {
   for (const impl of impls) await startServer(impl);
   for (const impl of impls) clients[impl] = await CLIENTS[impl](url, queues[impl]);
@@ -233,6 +234,7 @@ try {
   console.error(`benchmark aborted: ${(err as Error).stack ?? err}`);
 } finally {
   process.removeListener("SIGINT", onSignal);
+  process.removeListener("SIGTERM", onSignal);
   await cleanup();
 }
 if (failed) process.exit(1);
