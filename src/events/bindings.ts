@@ -5,7 +5,9 @@
  * persistent message, the binding keys (to one exchange) it was last bound
  * with. When a subscription of the group starts (and after each reconnection):
  *
- * - the record matches what it asks for: nothing to do;
+ * - the record matches what it asks for: its keys are bound (again: a
+ *   record outlives a group queue or exchange deleted and declared anew,
+ *   and binding what is bound changes nothing), the record stays;
  * - no other member is consuming `Q`: the keys it asks for are bound, the
  *   recorded keys it no longer asks for are unbound, and the record replaced —
  *   so `parcels.eu.#` then `parcels.us.#` leaves only the second;
@@ -78,15 +80,20 @@ async function reconcile(channel: WireChannel, what: string, queue: string, queu
   await declareDurableQueue(channel, what, record, queueType);
   const held = await channel.get(record);
   const recorded = held === undefined ? undefined : readRecord(held.content);
-  if (recorded !== undefined && recorded.exchange === exchange && same(recorded.keys, wanted)) return undefined; // closing the channel requeues the record
-  const { consumerCount } = await channel.checkQueue(queue);
-  if (recorded !== undefined && consumerCount > 0) {
-    throw new BindingConflict(
-      `${what}: the ${consumerCount} running member(s) of this group consume "${queue}" bound to ${describe(recorded)}, but this subscription asks for ${describe({ exchange, keys: wanted })}; ` +
-        "members of a group share one queue, so they must ask for the same binding keys: stop the running members first (the bindings then follow the new keys) or subscribe with another group",
-    );
+  const unchanged = recorded !== undefined && recorded.exchange === exchange && same(recorded.keys, wanted);
+  if (!unchanged) {
+    const { consumerCount } = await channel.checkQueue(queue);
+    if (recorded !== undefined && consumerCount > 0) {
+      throw new BindingConflict(
+        `${what}: the ${consumerCount} running member(s) of this group consume "${queue}" bound to ${describe(recorded)}, but this subscription asks for ${describe({ exchange, keys: wanted })}; ` +
+          "members of a group share one queue, so they must ask for the same binding keys: stop the running members first (the bindings then follow the new keys) or subscribe with another group",
+      );
+    }
   }
+  // The record says what was bound, not that it still is (the group queue or the exchange may have been deleted and declared again
+  // since): binding is idempotent, so the keys are bound every time.
   for (const key of wanted) await channel.bindQueue(queue, exchange, key);
+  if (unchanged) return undefined; // closing the channel requeues the record
   const stale = recorded === undefined ? [] : recorded.keys.filter((k) => recorded.exchange !== exchange || !wanted.includes(k));
   for (const key of stale) await channel.unbindQueue(queue, recorded!.exchange, key);
   await publishRecord(channel, record, { exchange, keys: wanted });

@@ -75,6 +75,18 @@ describe("group queue bindings follow the code", () => {
     expect(logger.lines).toEqual([]);
   });
 
+  it("a group queue deleted (its record left behind) and subscribed again with the same key is bound again: the record never stands in for a binding", async () => {
+    const { conn, subscribe, publisher, got, queue } = await setup();
+    const first = await subscribe("orders.eu.#");
+    await first.close();
+    const ch = await conn.channel();
+    await ch.deleteQueue(queue); // as a clean-up that removes the group queue but not the record
+    await ch.close();
+    await subscribe("orders.eu.#");
+    await publisher.publishOrderPlaced(order("eu-1", "eu"));
+    await until(() => got.includes("eu-1"), "eu-1 handled");
+  });
+
   it("subscribeAll: one group queue, one consumer, bound with each event's key; each event reaches its own handler", async () => {
     const logger = recordingLogger();
     const conn = await openConnection(undefined, logger);
