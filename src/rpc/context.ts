@@ -16,8 +16,13 @@ export interface ReplyFailure {
   readonly redelivered: boolean;
 }
 
+/** A server's own context, kept under a symbol on itself: an own enumerable property, so a copy (`{ ...ctx }`, `Object.assign`) keeps the way back. */
+const ORIGINAL = Symbol("warren.context");
+
 /** The {@link HandlerContext} of one request; its AbortSignal is created only if a handler reads it. */
 export class Context implements HandlerContext<any> {
+  /** This context: an interceptor that hands on a changed copy still leads {@link replyFailureOf} here. */
+  readonly [ORIGINAL]: Context = this;
   readonly method: string;
   readonly headers: Readonly<Record<string, unknown>>;
   readonly redelivered: boolean;
@@ -76,9 +81,10 @@ export class Context implements HandlerContext<any> {
 /**
  * Why the reply to the request of `ctx` could not be published, once the
  * server has tried (telemetry reads it when it ends the request's span);
- * `undefined` when it was published, not yet sent, or `ctx` is not a
- * server's own context.
+ * `undefined` when it was published, not yet sent, or `ctx` is neither a
+ * server's own context nor a copy of one (an interceptor before telemetry
+ * may hand on `{ ...ctx, … }`).
  */
 export function replyFailureOf(ctx: HandlerContext<any>): ReplyFailure | undefined {
-  return ctx instanceof Context ? ctx.replyFailure : undefined;
+  return (ctx as { readonly [ORIGINAL]?: Context })[ORIGINAL]?.replyFailure;
 }

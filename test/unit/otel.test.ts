@@ -14,6 +14,7 @@ import { loadOtelApi, semconvMode } from "../../src/otel/api.js";
 import { defaultTelemetry, isTelemetryInterceptor } from "../../src/otel/default.js";
 import { warrenTelemetry, type TelemetryOptions, type WarrenTelemetry } from "../../src/otel/index.js";
 import { RpcClient } from "../../src/rpc/client.js";
+import type { ServerInterceptor } from "../../src/rpc/interceptors.js";
 import { RpcServer } from "../../src/rpc/server.js";
 import { Calculator, type CalculatorHandlers } from "../../generated/calculator/index.js";
 import { Orders, OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.js";
@@ -190,6 +191,18 @@ describe("RPC spans", () => {
     expect(serverMetric.dataPoints.map((p) => p.attributes)).toEqual([{ "rpc.system.name": "warren", "rpc.method": "Calculator/add", "error.type": "TypeError" }]);
     await broker.settle();
     expect(broker.queue("rpc.Calculator")).toMatchObject({ ready: 0, unacked: 0 });
+  });
+
+  it("a reply the open channel refuses, behind an interceptor that hands on a copy of the context: the SERVER span still fails", async () => {
+    const t = telemetry();
+    const copying: ServerInterceptor = (next) => (request, ctx) => next(request, { ...ctx, headers: { ...ctx.headers, seen: true } });
+    await new RpcServer(broker.connect(), { interceptors: [copying, t.server], logger: quiet }).register(Calculator, calculator());
+    const [serverChannel] = broker.channels("rpc.Calculator");
+    vi.spyOn(serverChannel!, "publish").mockImplementationOnce(() => { throw new TypeError("header too long"); });
+    void new RpcClient(broker.connect()).call(Calculator.methods.add, { a: 1, b: 2 }, { timeoutMs: 100 }).catch(() => {});
+    const all = await finished(2);
+    const server = one(all, "Calculator/add", SpanKind.SERVER);
+    expect(server.status).toEqual({ code: SpanStatusCode.ERROR, message: "reply not published (header too long): dropped, the request is acknowledged" });
   });
 
   it("a reply whose channel closed first (here while the server closes): both spans fail, saying the broker redelivers the request", async () => {
