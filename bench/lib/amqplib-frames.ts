@@ -13,7 +13,8 @@ const require = createRequire(import.meta.url);
 const amqplibDir = path.dirname(require.resolve("amqplib"));
 const defs = require(path.join(amqplibDir, "lib/defs.js"));
 const { Channel: AmqplibChannel } = require(path.join(amqplibDir, "lib/channel_model.js"));
-const { parseFrame, decodeFrame } = require(path.join(amqplibDir, "lib/frame.js"));
+const { Connection: AmqplibConnection } = require(path.join(amqplibDir, "lib/connection.js"));
+const { parseFrame, decodeFrame, makeBodyFrame } = require(path.join(amqplibDir, "lib/frame.js"));
 
 /** An amqplib channel without a connection; `frames` collects what `publish` would write (method, then header frame). */
 export function encodingChannel(keep = true): { channel: Channel; frames: Buffer[] } {
@@ -35,4 +36,34 @@ export function decodeFrames(frames: Buffer[]): unknown[] {
     if (fields.headers !== undefined && Object.keys(fields.headers).length === 0) fields.headers = undefined;
     return fields;
   });
+}
+
+/**
+ * The bytes amqplib's connection writes for one publish under 2048 bytes
+ * (its `sendMessage`): method frame, content header frame, and a body frame
+ * unless the body is empty.
+ */
+export function amqplibPublishFrames(channel: number, fields: object, properties: object, content: Buffer): Buffer {
+  const method = defs.encodeMethod(defs.BasicPublish, channel, fields) as Buffer;
+  const header = defs.encodeProperties(defs.BasicProperties, channel, content.length, properties) as Buffer;
+  return Buffer.concat(content.length > 0 ? [method, header, makeBodyFrame(channel, content) as Buffer] : [method, header]);
+}
+
+/**
+ * An amqplib channel numbered `number` on an amqplib connection object
+ * without a socket: `publish` runs amqplib's whole encoding (its connection's
+ * `sendMessage`), and what either path writes to the channel's buffer stream
+ * is kept in `written` (when `keep`), as the socket would get it.
+ */
+export function directChannel(number = 1, keep = true): { channel: Channel; written: Buffer[]; connection: { sentSinceLastCheck: boolean } } {
+  const written: Buffer[] = [];
+  const channels: unknown[] = [];
+  channels[number] = { buffer: { write: (chunk: Buffer) => (keep && written.push(chunk), true) } };
+  const connection = Object.create(AmqplibConnection.prototype);
+  connection.channels = channels;
+  connection.sentSinceLastCheck = false;
+  const channel = Object.create(AmqplibChannel.prototype);
+  channel.ch = number;
+  channel.connection = connection;
+  return { channel, written, connection };
 }

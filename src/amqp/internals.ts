@@ -9,8 +9,11 @@
  *    corked, so a reply and its ack leave in one `writev`.
  * 2. {@link writeThrough}: a channel's frame goes straight to the socket while
  *    nothing of the channel is queued.
- * 3. {@link publishMessage}: requests and replies are handed to the channel's
- *    `sendMessage` with plain headers, skipping `Args.publish`; events too
+ * 3. {@link publishMessage}: requests, replies and events under 2048 bytes
+ *    are encoded in one pass (src/amqp/frames.ts, byte for byte amqplib's
+ *    frames) and written to the channel's buffer stream as amqplib's
+ *    `sendMessage` would; larger or unusual ones are handed to `sendMessage`
+ *    with plain headers, skipping `Args.publish`. Events are confirmed
  *    ({@link publishConfirmedMessage}, with the confirm callback registered by
  *    the channel's `pushConfirmCallback`, as `ConfirmChannel.publish` does).
  * 4. {@link closedAlready}: whether a channel closed before its creator could
@@ -23,6 +26,7 @@ import tls from "node:tls";
 import type { Readable, Writable } from "node:stream";
 import type { Channel, ChannelModel, ConfirmChannel, Options } from "amqplib";
 import type { MessageProperties } from "./channel-source.js";
+import { encodePublish } from "./frames.js";
 
 /** The parts of amqplib's connection that {@link coalesceWrites} and {@link writeThrough} reach into. */
 interface Internals {
@@ -122,6 +126,8 @@ export interface InternalsReport {
   readonly channelBuffer: boolean;
   /** The channel has the `sendMessage` {@link publishMessage} calls, and the `pushConfirmCallback` of {@link publishConfirmedMessage}. */
   readonly sendMessage: boolean;
+  /** The channel's number, buffer stream and heartbeat flag are where {@link publishMessage}'s one-pass frames are written. */
+  readonly directWrite: boolean;
   /** The channel is found in its connection's channel table, as {@link closedAlready} expects of an open channel. */
   readonly channelTable: boolean;
 }
@@ -135,6 +141,7 @@ export function inspectInternals(model: ChannelModel, channel: Channel): Interna
     connection: internals !== undefined,
     channelBuffer: typeof buffer?.write === "function" && typeof buffer.readableLength === "number" && typeof buffer.writableLength === "number",
     sendMessage: typeof (channel as unknown as { sendMessage?: unknown }).sendMessage === "function" && typeof (channel as unknown as { pushConfirmCallback?: unknown }).pushConfirmCallback === "function",
+    directWrite: directWrite(channel, Buffer.alloc(0)) !== undefined,
     channelTable: internals !== undefined && typeof number === "number" && (internals.channels[number] as { channel?: unknown } | null)?.channel === channel,
   };
 }
@@ -146,14 +153,25 @@ type SendMessage = (fields: object, properties: object, content: Buffer) => bool
  * whose prototype is those headers (`Object.create(headers)`); amqplib's table
  * encoder then walks that prototype chain with `for…in`, a slow path in V8
  * (`npm run bench:micro` measures both). This builds the same method fields
- * and properties itself, with the headers as a plain object, and hands them to
- * amqplib's own `sendMessage` (the method `publish` ends in), so the frames
- * are amqplib's. One difference: without headers it sends no headers table,
- * where amqplib always sends one, empty if need be. A channel without
- * `sendMessage` gets `publish`. Returns what `publish` returns (false: the
- * socket buffer is full); throws like `publish` when the channel is closed.
+ * and properties itself, with the headers as a plain object. A message under
+ * 2048 bytes is encoded in one pass ({@link encodePublish}) and written to
+ * the channel's buffer stream, as amqplib's `sendMessage` writes it; any other
+ * goes to amqplib's own `sendMessage` (the method `publish` ends in). Either
+ * way the frames are amqplib's, with one difference: without headers it sends
+ * no headers table, where amqplib always sends one, empty if need be. A
+ * channel without `sendMessage` gets `publish`. Returns what `publish` returns
+ * (false: the socket buffer is full); throws like `publish` when the channel
+ * or its connection is closing or closed.
  */
 export function publishMessage(channel: Channel, exchange: string, routingKey: string, content: Buffer, props: MessageProperties, mandatory = false): boolean {
+  const direct = directWrite(channel, content);
+  if (direct !== undefined) {
+    const frames = encodePublish(direct.number, exchange, routingKey, mandatory, props, content);
+    if (frames !== undefined) {
+      direct.connection.sentSinceLastCheck = true; // what amqplib's sendMessage notes for its heartbeat
+      return direct.buffer.write(frames);
+    }
+  }
   const send = (channel as unknown as { sendMessage?: SendMessage }).sendMessage;
   if (typeof send !== "function") return channel.publish(exchange, routingKey, content, { ...props, mandatory } as Options.Publish);
   // Same keys, same order as amqplib's Args.publish: one object serves as method fields and properties.
@@ -179,6 +197,30 @@ export function publishMessage(channel: Channel, exchange: string, routingKey: s
     clusterId: undefined,
   };
   return send.call(channel, fields, fields, content);
+}
+
+/** What {@link publishMessage} writes a channel's frames to itself, as amqplib's `sendMessage` does. */
+interface DirectWrite {
+  readonly number: number;
+  readonly buffer: Writable;
+  readonly connection: { sentSinceLastCheck: boolean };
+}
+
+/**
+ * Where `channel`'s frames can be written without amqplib's `sendMessage`:
+ * its number and its buffer stream, while neither the channel nor its
+ * connection has been closed (amqplib then replaces their `sendMessage` with
+ * one that throws, which the caller must reach). `undefined` when the shape
+ * is not amqplib 2.3.1's, or for content that is not a Buffer.
+ */
+function directWrite(channel: Channel, content: Buffer): DirectWrite | undefined {
+  const c = channel as unknown as { ch?: unknown; connection?: { channels?: unknown; sentSinceLastCheck?: unknown } };
+  const connection = c.connection;
+  if (typeof c.ch !== "number" || connection === undefined || !Array.isArray(connection.channels) || typeof connection.sentSinceLastCheck !== "boolean") return undefined;
+  if (Object.hasOwn(channel, "sendMessage") || Object.hasOwn(connection, "sendMessage") || !Buffer.isBuffer(content)) return undefined;
+  const buffer = (connection.channels[c.ch] as { buffer?: Partial<Writable> } | null | undefined)?.buffer;
+  if (typeof buffer?.write !== "function") return undefined;
+  return { number: c.ch, buffer: buffer as Writable, connection: connection as { sentSinceLastCheck: boolean } };
 }
 
 /**

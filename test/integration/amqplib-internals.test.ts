@@ -7,10 +7,10 @@
  * internals.ts against the new amqplib before changing the pinned version.
  */
 import { describe, expect, it } from "vitest";
-import type { Channel, ChannelModel } from "amqplib";
+import type { Channel, ChannelModel, GetMessage } from "amqplib";
 import type { WireChannel } from "../../src/amqp/channel-source.js";
 import { AmqpChannel } from "../../src/amqp/channel.js";
-import { closedAlready, inspectInternals } from "../../src/amqp/internals.js";
+import { closedAlready, inspectInternals, publishMessage } from "../../src/amqp/internals.js";
 import { connect } from "../../src/index.js";
 import { onTeardown, openConnection, recordingLogger, uniqueName } from "../helpers/broker.js";
 import { startFrameProxy } from "../helpers/frame-proxy.js";
@@ -24,8 +24,29 @@ describe("amqplib internals (pinned version)", () => {
   it("a plain and a confirm channel have every shape warren's patches use", async () => {
     const conn = await openConnection();
     for (const raw of [await conn.channel(), await conn.confirmChannel()]) {
-      expect(inspectInternals(modelOf(raw), raw)).toEqual({ connection: true, channelBuffer: true, sendMessage: true, channelTable: true });
+      expect(inspectInternals(modelOf(raw), raw)).toEqual({ connection: true, channelBuffer: true, sendMessage: true, directWrite: true, channelTable: true });
       await raw.close();
+    }
+  });
+
+  it("the broker takes the one-pass frames of publishMessage, small and large, and delivers them with every property and header as sent", async () => {
+    const conn = await openConnection();
+    const raw = await conn.channel();
+    const queue = uniqueName("frames");
+    await raw.assertQueue(queue, { exclusive: true });
+    const headers = { "x-warren-deadline": 1764000030000, "x-warren-contract-version": "1.2.0", clé: "ünïcödé 🚀", n: -129, half: 1.5, yes: true };
+    const props = { contentType: "application/json", correlationId: "c.1", replyTo: "replies.here", type: "commande_passée", expiration: "60000", messageId: "8f14e45f-ceea-4672-9b1c-2f0a6c1d3e21", timestamp: 1764690000, deliveryMode: 2, headers };
+    const small = Buffer.from('{"a":1}');
+    const large = Buffer.from(JSON.stringify({ pad: "x".repeat(5000) })); // over 2048 bytes: amqplib's sendMessage
+    for (const body of [small, large, Buffer.alloc(0)]) expect(publishMessage(raw, "", queue, body, props, true)).toBe(true);
+    for (const body of [small, large, Buffer.alloc(0)]) {
+      let got: GetMessage | false = false;
+      for (let i = 0; i < 100 && got === false; i++) {
+        got = await raw.get(queue, { noAck: true });
+        if (got === false) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(got && got.content).toEqual(body);
+      expect(got && got.properties).toMatchObject({ ...props, headers });
     }
   });
 

@@ -9,6 +9,7 @@ import { describe, expect, it, vi } from "vitest";
 import { CalculatorClient, serveCalculator } from "../../generated/calculator/index.js";
 import { OrdersPublisher, OrdersSubscriber } from "../../generated/orders/index.js";
 import { PointsClient, servePoints } from "../../generated/points/index.js";
+import { AmqpChannel } from "../../src/amqp/channel.js";
 import { RpcError } from "../../src/index.js";
 import { calculatorHandlers } from "../../examples/services/calculator.js";
 import { deleteAfter, deleteExchangeAfter, onTeardown, openConnection, sleep, uniqueName, until } from "../helpers/broker.js";
@@ -179,15 +180,11 @@ describe("memory alarm", () => {
       const calc = new CalculatorClient(client);
       await expect(calc.add({ a: 1, b: 1 })).resolves.toEqual({ sum: 2 });
 
-      // Count the requests the client hands to amqplib: every publish ends in sendMessage,
-      // which every channel inherits from one prototype.
-      const probe = await conn.channel();
-      let owner = Object.getPrototypeOf(probe) as object;
-      while (!Object.hasOwn(owner, "sendMessage")) owner = Object.getPrototypeOf(owner) as object;
-      const send = vi.spyOn(owner as { sendMessage: (fields: { routingKey?: string }, ...rest: unknown[]) => boolean }, "sendMessage");
-      onTeardown(() => send.mockRestore());
-      await probe.close();
-      const requestsPublished = () => send.mock.calls.filter((c) => c[0].routingKey === queue).length;
+      // Count the messages the client and the bus hand to the AMQP layer (every publish goes through AmqpChannel).
+      const send = vi.spyOn(AmqpChannel.prototype, "publish");
+      const sendConfirmed = vi.spyOn(AmqpChannel.prototype, "publishConfirmed");
+      onTeardown(() => (send.mockRestore(), sendConfirmed.mockRestore()));
+      const requestsPublished = () => send.mock.calls.filter((c) => c[1] === queue).length;
 
       // An event bus on the same connection; its first publish declares the exchange.
       const exchange = deleteExchangeAfter(uniqueName("events"));
@@ -196,7 +193,7 @@ describe("memory alarm", () => {
       const publisher = new OrdersPublisher(bus);
       const order = { orderId: "o-1", region: "eu" as const, items: [] };
       await publisher.publishOrderPlaced(order);
-      const eventsPublished = () => send.mock.calls.filter((c) => (c[0] as { exchange?: string }).exchange === exchange).length;
+      const eventsPublished = () => sendConfirmed.mock.calls.filter((c) => c[0] === exchange).length;
       expect(eventsPublished()).toBe(1);
 
       // Restore the exact configured value: a fraction (`0.4`) or `{absolute,Bytes}`.
