@@ -108,6 +108,7 @@ let cursor = 0;
 /** Writes one property if it is set, with `write`, and sets its flag; false when it cannot be written. */
 function property(value: unknown, flag: number, write: (value: never, at: number) => number): boolean {
   if (value == null) return true;
+  if (cursor >= FULL) return false; // the writers below may write up to 8 bytes unchecked
   flags |= flag;
   cursor = write(value as never, cursor);
   return cursor >= 0;

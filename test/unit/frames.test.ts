@@ -63,6 +63,13 @@ describe("encodePublish", () => {
     expect(encodePublish(1, "ex", routingKey, false, props, content)).toBeUndefined();
   });
 
+  it("leaves a message that fills its encoding room to amqplib at every size, without throwing", () => {
+    for (let size = 2900; size < 3100; size++) {
+      const props: MessageProperties = { headers: { big: "x".repeat(size), n: 2 ** 40 }, deliveryMode: 2, timestamp: 1764690000, type: "t" };
+      expect(encodePublish(1, "ex", "rk", false, props, body)).toBeUndefined();
+    }
+  });
+
   it("is not thrown off by a message it left to amqplib: the next one is whole", () => {
     expect(encodePublish(1, "ex", "rk", false, { headers: { big: "x".repeat(5000) } }, body)).toBeUndefined();
     const props: MessageProperties = { contentType: "application/json", headers: { a: "b" } };
