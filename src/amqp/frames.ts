@@ -127,7 +127,7 @@ function timestamp(value: unknown, at: number): number {
   return at + 8;
 }
 
-/** A property octet (delivery mode, priority): an integer 0–255, else -1. */
+/** The delivery-mode octet: an integer 0–255, else -1. */
 function octet(value: unknown, at: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 255) return -1;
   scratch[at] = value;
@@ -141,7 +141,7 @@ function octet(value: unknown, at: number): number {
  * caller's; nothing of it is shared.
  */
 export function encodePublish(channel: number, exchange: string, routingKey: string, mandatory: boolean, props: MessageProperties, content: Buffer): Buffer | undefined {
-  if (content.length >= SINGLE_BUFFER_LIMIT) return undefined;
+  if (content.length >= SINGLE_BUFFER_LIMIT || hasOtherProperties(props)) return undefined;
   // Method frame: type 1, channel, size (patched), class/method, ticket 0, exchange, routing key, bits (mandatory), end.
   scratch[0] = 1;
   scratch.writeUInt16BE(channel, 1);
@@ -178,15 +178,15 @@ export function encodePublish(channel: number, exchange: string, routingKey: str
   ) {
     return undefined;
   }
+  // The header frame ends at `cursor`; a body frame (none for an empty body: its size, 0, is in the header) follows.
+  const total = cursor + 1 + (content.length === 0 ? 0 : content.length + 8);
+  if (total >= SINGLE_BUFFER_LIMIT) return undefined;
   offset = cursor;
-  if (hasOtherProperties(props)) return undefined;
   scratch.writeUInt16BE(flags, header + 19);
   scratch[offset] = FRAME_END;
   scratch.writeUInt32BE(offset - header - 7, header + 3);
   offset++;
-  // Body frame: type 3, channel, size, content, end; none for an empty body (its size, 0, is in the header).
-  const total = content.length === 0 ? offset : offset + 8 + content.length;
-  if (total >= SINGLE_BUFFER_LIMIT) return undefined;
+  // Body frame: type 3, channel, size, content, end.
   const frames = Buffer.allocUnsafe(total);
   scratch.copy(frames, 0, 0, offset);
   if (content.length === 0) return frames;
